@@ -1,0 +1,45 @@
+# One entry point for developers and CI. `make check` on a fresh clone creates the venv,
+# installs seedvault with its test extra, fetches the pinned test data once, then runs
+# lint + types + tests. `.ci/run` calls exactly `make check`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export SEEDVAULT_TESTDATA ?= $(CURDIR)/.cache/testdata
+MODEL ?= $(SEEDVAULT_TESTDATA)/all-MiniLM-L6-v2
+
+.PHONY: setup testdata lint types test check demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+testdata: setup
+	$(BIN)/python dev/testdata.py "$(SEEDVAULT_TESTDATA)"
+
+lint: setup
+	$(BIN)/ruff check daemon tests bench dev
+	$(BIN)/ruff format --check daemon tests bench dev
+
+types: setup
+	$(BIN)/mypy
+
+test: setup testdata
+	$(BIN)/pytest
+
+check: testdata lint types test
+
+# The quick start: archive a model directory into ./vault (default: the real
+# all-MiniLM-L6-v2 repository from the test data) and list what the vault holds.
+demo: testdata
+	$(BIN)/seedvault snapshot "dir:$(MODEL)"
+	$(BIN)/seedvault ls
+
+bench: testdata
+	$(BIN)/python bench/vault.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

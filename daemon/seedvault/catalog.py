@@ -1,0 +1,303 @@
+"""The catalog: a SQLite index of what the vault holds, rebuildable from the vault alone.
+
+It answers the questions the vault's flat key space cannot answer quickly: snapshots per
+source newest first, a snapshot id from a prefix or a commit, the vault file behind an upstream
+SHA-256 or git oid (so a known upstream file is never downloaded twice), source state. The
+vault stays the truth: ``seedvault reindex`` drops the catalog's tables and rebuilds them from
+refs, snapshots and the journal. WAL mode lets ``ls``/``show``/``export`` read while the
+daemon writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seedvault.errors import CatalogError, NotInVault, UsageError
+from seedvault.manifest import Manifest
+from seedvault.vault import Ref, Vault
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, source_key TEXT NOT NULL, kind TEXT NOT NULL, revision TEXT NOT NULL,
+    commit_id TEXT, captured_at TEXT NOT NULL, parent TEXT, access TEXT NOT NULL,
+    files INTEGER NOT NULL, bytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshots_by_source ON snapshots (source_key, captured_at);
+CREATE INDEX IF NOT EXISTS snapshots_by_commit ON snapshots (commit_id);
+CREATE TABLE IF NOT EXISTS snapshot_files (
+    snapshot TEXT NOT NULL, path TEXT NOT NULL, blake3 TEXT NOT NULL,
+    PRIMARY KEY (snapshot, path));
+CREATE INDEX IF NOT EXISTS snapshot_files_by_blake3 ON snapshot_files (blake3);
+CREATE TABLE IF NOT EXISTS files (blake3 TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS files_by_sha256 ON files (sha256);
+CREATE TABLE IF NOT EXISTS file_oids (oid TEXT PRIMARY KEY, blake3 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refs (source_key TEXT NOT NULL, revision TEXT NOT NULL,
+    snapshot TEXT NOT NULL, commit_id TEXT, updated TEXT NOT NULL,
+    PRIMARY KEY (source_key, revision));
+CREATE TABLE IF NOT EXISTS source_state (source_key TEXT PRIMARY KEY, state TEXT NOT NULL,
+    updated TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """One snapshot as the catalog lists it."""
+
+    id: str
+    source_key: str
+    kind: str
+    revision: str
+    commit: str | None
+    captured_at: str
+    parent: str | None
+    access: str
+    files: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "snapshot": self.id,
+            "source": self.source_key,
+            "kind": self.kind,
+            "revision": self.revision,
+            "captured_at": self.captured_at,
+            "access": self.access,
+            "files": self.files,
+            "bytes": self.bytes,
+        }
+        if self.commit:
+            out["commit"] = self.commit
+        if self.parent:
+            out["parent"] = self.parent
+        return out
+
+
+class Catalog:
+    """The SQLite catalog at ``path`` (``:memory:`` for tests). Thread-safe."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, args).fetchall()
+                self._db.commit()
+            except sqlite3.Error as exc:
+                raise CatalogError(f"catalog query failed: {exc}") from exc
+        return rows
+
+    # ------------------------------------------------------------------ writing
+
+    def add_snapshot(self, snapshot_id: str, manifest: Manifest) -> None:
+        """Index one snapshot and its files (idempotent)."""
+        with self._lock:
+            try:
+                db = self._db
+                db.execute(
+                    "INSERT OR IGNORE INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        snapshot_id,
+                        manifest.source_key,
+                        manifest.kind,
+                        manifest.revision,
+                        manifest.commit,
+                        manifest.captured_at,
+                        manifest.parent,
+                        manifest.access,
+                        len(manifest.files),
+                        manifest.total_bytes,
+                    ),
+                )
+                for f in manifest.files:
+                    db.execute(
+                        "INSERT OR IGNORE INTO snapshot_files VALUES (?,?,?)",
+                        (snapshot_id, f.path, f.blake3),
+                    )
+                    db.execute(
+                        "INSERT OR IGNORE INTO files VALUES (?,?,?)", (f.blake3, f.sha256, f.size)
+                    )
+                    if f.upstream_oid:
+                        db.execute(
+                            "INSERT OR REPLACE INTO file_oids VALUES (?,?)",
+                            (f.upstream_oid, f.blake3),
+                        )
+                db.commit()
+            except sqlite3.Error as exc:
+                self._db.rollback()
+                raise CatalogError(f"cannot index snapshot {snapshot_id}: {exc}") from exc
+
+    def set_ref(self, source_key: str, revision: str, ref: Ref) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO refs VALUES (?,?,?,?,?)",
+            (source_key, revision, ref.snapshot, ref.commit, ref.updated),
+        )
+
+    def set_source_state(self, source_key: str, state: dict[str, Any], updated: str) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO source_state VALUES (?,?,?)",
+            (source_key, json.dumps(state, sort_keys=True), updated),
+        )
+
+    def source_state(self, source_key: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT state FROM source_state WHERE source_key = ?", (source_key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def clear(self) -> None:
+        """Empty every table (before a rebuild)."""
+        with self._lock:
+            for table in (
+                "snapshots",
+                "snapshot_files",
+                "files",
+                "file_oids",
+                "refs",
+                "source_state",
+            ):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.commit()
+
+    def rebuild(self, vault: Vault) -> int:
+        """Drop everything and index the vault again; returns the number of snapshots."""
+        self.clear()
+        return self.catch_up(vault)
+
+    def catch_up(self, vault: Vault) -> int:
+        """Index every live snapshot and ref of the vault the catalog lacks (cheap when none)."""
+        added = 0
+        known = {row[0] for row in self._run("SELECT id FROM snapshots")}
+        for source_key, revision, ref in vault.refs():
+            self.set_ref(source_key, revision, ref)
+            h: str | None = ref.snapshot
+            while h is not None and h not in known:
+                try:
+                    manifest = vault.snapshot(h)
+                except (NotInVault, CatalogError):
+                    break
+                self.add_snapshot(h, manifest)
+                known.add(h)
+                added += 1
+                h = manifest.parent
+        for _, record in vault.journal_records():
+            if record.get("type") == "source_state" and isinstance(record.get("state"), dict):
+                self.set_source_state(record["source"], record["state"], record["at"])
+        return added
+
+    # ------------------------------------------------------------------ reading
+
+    _COLS = "id, source_key, kind, revision, commit_id, captured_at, parent, access, files, bytes"
+
+    def snapshots(self, source_key: str | None = None) -> list[SnapshotRow]:
+        """Snapshots, newest first (optionally of one source)."""
+        if source_key is None:
+            rows = self._run(f"SELECT {self._COLS} FROM snapshots ORDER BY captured_at DESC, id")
+        else:
+            rows = self._run(
+                f"SELECT {self._COLS} FROM snapshots WHERE source_key = ? "
+                "ORDER BY captured_at DESC, id",
+                (source_key,),
+            )
+        return [SnapshotRow(*row) for row in rows]
+
+    def snapshot_row(self, snapshot_id: str) -> SnapshotRow | None:
+        rows = self._run(f"SELECT {self._COLS} FROM snapshots WHERE id = ?", (snapshot_id,))
+        return SnapshotRow(*rows[0]) if rows else None
+
+    def find_snapshot_prefix(self, prefix: str) -> str:
+        """The snapshot id starting with ``prefix`` (≥ 8 hex digits, unique).
+
+        Raises:
+            UsageError: too short, not hex, ambiguous, or unknown.
+        """
+        prefix = prefix.lower()
+        if len(prefix) < 8 or any(c not in "0123456789abcdef" for c in prefix):
+            raise UsageError(f"{prefix!r} is not a snapshot id (64 hex, or a prefix of ≥ 8)")
+        rows = self._run(
+            "SELECT id FROM snapshots WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "g")
+        )
+        if not rows:
+            raise UsageError(f"no snapshot {prefix} in the catalog (try `seedvault reindex`)")
+        if len(rows) > 1:
+            raise UsageError(f"snapshot prefix {prefix} is ambiguous; give more digits")
+        return str(rows[0][0])
+
+    def resolve(self, source_key: str, revision: str | None) -> str:
+        """The snapshot for ``source_key`` at ``revision`` (see "Sources, keys and refs").
+
+        A 40-hex revision selects the snapshot of that commit, whichever branch captured it; a
+        name selects that branch's or tag's ref; None selects the newest snapshot.
+
+        Raises:
+            UsageError: nothing archived matches.
+        """
+        if revision is None:
+            rows = self._run(
+                "SELECT id FROM snapshots WHERE source_key = ? ORDER BY captured_at DESC, id "
+                "LIMIT 1",
+                (source_key,),
+            )
+        elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+            rows = self._run(
+                "SELECT id FROM snapshots WHERE source_key = ? AND commit_id = ? "
+                "ORDER BY captured_at DESC, id LIMIT 1",
+                (source_key, revision),
+            )
+        else:
+            rows = self._run(
+                "SELECT snapshot FROM refs WHERE source_key = ? AND revision = ?",
+                (source_key, revision),
+            )
+        if not rows:
+            at = f"@{revision}" if revision else ""
+            raise UsageError(f"nothing archived for {source_key}{at}")
+        return str(rows[0][0])
+
+    def refs(self) -> list[tuple[str, str, str, str | None, str]]:
+        """(source key, revision, snapshot, commit, updated) for every ref."""
+        return [tuple(r) for r in self._run("SELECT * FROM refs ORDER BY source_key, revision")]
+
+    def file_by_upstream(self, *, sha256: str | None = None, oid: str | None = None) -> str | None:
+        """The BLAKE3 of an archived file with this upstream SHA-256 or git oid, if any."""
+        if oid:
+            rows = self._run("SELECT blake3 FROM file_oids WHERE oid = ?", (oid,))
+            if rows:
+                return str(rows[0][0])
+        if sha256:
+            rows = self._run("SELECT blake3 FROM files WHERE sha256 = ?", (sha256.lower(),))
+            if rows:
+                return str(rows[0][0])
+        return None
+
+    def snapshots_with_file(self, blake3: str) -> Iterator[tuple[str, str]]:
+        """(snapshot id, path) of every snapshot listing file ``blake3``."""
+        for snapshot, path in self._run(
+            "SELECT snapshot, path FROM snapshot_files WHERE blake3 = ?", (blake3,)
+        ):
+            yield str(snapshot), str(path)

@@ -1,0 +1,293 @@
+"""The ``seedvault`` command line: parses arguments, loads the config, calls into the package.
+
+Data goes to stdout; logs and progress go to stderr. Exit status: 0 ok, 1 the command ran and
+found a problem (damage, failed capture), 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import structlog
+
+from seedvault import __version__
+from seedvault.app import Node
+from seedvault.capture import capture
+from seedvault.config import Config, describe, load_config, parse_duration
+from seedvault.errors import SeedvaultError, UsageError
+from seedvault.export import export_plain
+from seedvault.fixity import verify
+from seedvault.gc import collect
+from seedvault.logs import setup_logging
+from seedvault.progress import TerminalProgress, human_bytes
+from seedvault.sources.local import DirSource
+from seedvault.sources.spec import parse_spec
+
+log = structlog.get_logger(__name__)
+
+EPILOG = """\
+sources:
+  dir:PATH                  a model directory on this machine
+  hf:org/name[@rev]         a Hugging Face model repo (branch, tag or 40-hex commit)
+  hf-dataset:org/name[@rev] a Hugging Face dataset repo
+  a source key              as `seedvault ls` prints it, optionally with @rev
+
+config: --config PATH, else ./seedvault.toml when present, else built-in defaults
+(fs vault in ./vault, catalog ./seedvault-catalog.sqlite). Exit status: 0 ok,
+1 a problem was found (damage, failed capture), 2 bad usage or config.
+"""
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config
+    if path is None and Path("seedvault.toml").is_file():
+        path = "seedvault.toml"
+    return load_config(path)
+
+
+def _is_snapshot_id(text: str) -> bool:
+    return 8 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def _resolve(node: Node, target: str) -> str:
+    """A SNAPSHOT or SOURCE[@rev] argument → snapshot id."""
+    if _is_snapshot_id(target):
+        return node.catalog.find_snapshot_prefix(target)
+    spec = parse_spec(target, hub_endpoint=node.config.hub.endpoint)
+    revision = spec.revision
+    if revision is None and spec.kind in ("hf-model", "hf-dataset"):
+        revision = "main"
+    return node.catalog.resolve(spec.key, revision)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    spec = parse_spec(args.source, hub_endpoint=cfg.hub.endpoint)
+    if spec.kind != "dir":
+        raise UsageError(f"{args.source}: only dir: sources can be captured by this version")
+    with Node.open(cfg) as node:
+        source = DirSource(spec.path)
+        result = asyncio.run(
+            capture(
+                source,
+                vault=node.vault,
+                catalog=node.catalog,
+                ingestor=node.ingestor,
+                trigger="manual",
+                file_concurrency=cfg.ingest.file_concurrency,
+                progress=TerminalProgress.maybe("capture"),
+            )
+        )
+    state = "new snapshot" if result.created else "unchanged (no new snapshot)"
+    print(result.snapshot)
+    print(
+        f"{state}: {len(result.manifest.files)} files, "
+        f"{human_bytes(result.manifest.total_bytes)}, "
+        f"{human_bytes(result.bytes_stored)} newly stored, {result.duration_s:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with Node.open(_config(args)) as node:
+        key = None
+        if args.source:
+            key = parse_spec(args.source, hub_endpoint=node.config.hub.endpoint).key
+        rows = node.catalog.snapshots(key)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.to_json(), sort_keys=True))
+        return 0
+    if sys.stdout.isatty():
+        print("SNAPSHOT  SOURCE  REVISION  COMMIT  CAPTURED_AT")
+    for row in rows:
+        print(f"{row.id}  {row.source_key}  {row.revision}  {row.commit or '-'}  {row.captured_at}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with Node.open(_config(args)) as node:
+        sid = _resolve(node, args.target)
+        data = node.vault.snapshot_bytes(sid)
+        manifest = node.vault.snapshot(sid)
+    if args.json:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    print(f"snapshot     {sid}")
+    print(f"source       {manifest.source_key}")
+    print(f"revision     {manifest.revision}")
+    print(f"commit       {manifest.commit or '-'}")
+    print(f"captured_at  {manifest.captured_at}")
+    print(f"parent       {manifest.parent or '-'}")
+    print(f"access       {manifest.access}")
+    if manifest.labels:
+        print(f"labels       {', '.join(manifest.labels)}")
+    print(f"files        {len(manifest.files)} ({human_bytes(manifest.total_bytes)})")
+    for f in manifest.files:
+        print(f"  {f.size:>14}  {f.blake3[:16]}  {f.path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.layout != "plain":
+        raise UsageError("--layout hf-cache is not available in this version; use plain")
+    with Node.open(_config(args)) as node:
+        sid = _resolve(node, args.target)
+        manifest = node.vault.snapshot(sid)
+        show = TerminalProgress.maybe("export")
+        if show:
+            show.start(len(manifest.files), manifest.total_bytes)
+        written = export_plain(
+            node.vault, manifest, args.to, on_bytes=show.advance if show else None
+        )
+        if show:
+            show.close()
+    print(f"exported {len(written)} files of {sid} to {Path(args.to).absolute()}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if not 0 < args.sample <= 100:
+        raise UsageError("--sample takes a percentage above 0 and at most 100")
+    with Node.open(_config(args), create=False) as node:
+        show = TerminalProgress.maybe("verify")
+        on_file: Callable[[int, int, int], None] | None = show.set if show else None
+        report = verify(node.vault, sample_pct=args.sample, on_file=on_file)
+        if show:
+            show.close()
+    print(
+        f"checked {report.snapshots} snapshots, {report.files_checked} files, "
+        f"{human_bytes(report.bytes_checked)}",
+        file=sys.stderr,
+    )
+    if report.ok:
+        print("ok: no damage found")
+        return 0
+    for d in sorted(report.damage.values(), key=lambda d: d.key):
+        print(f"DAMAGED {d.key}: {d.problem}")
+        for sid, path in sorted(d.snapshots):
+            print(f"  affects snapshot {sid} file {path}")
+    print(f"{len(report.damage)} damaged object(s)")
+    return 1
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    try:
+        grace = parse_duration(args.grace)
+    except ValueError as exc:
+        raise UsageError(f"--grace: {exc}") from None
+    with Node.open(_config(args), create=False) as node:
+
+        def waiting(n: int) -> None:
+            print(f"waiting for {n} running capture(s) to finish…", file=sys.stderr)
+
+        report = collect(node.vault, grace_s=grace, delete=args.delete, on_wait=waiting)
+    verb = "deleted" if args.delete else "would delete (dry run; add --delete)"
+    print(
+        f"live: {report.live_snapshots} snapshots, {report.live_files} files, "
+        f"{report.live_chunks} chunks; {verb} {len(report.garbage)} objects "
+        f"({human_bytes(report.garbage_bytes)}); {report.too_young} unreferenced objects "
+        f"younger than {args.grace} kept"
+    )
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    with Node.open(_config(args), create=False) as node:
+        n = node.catalog.rebuild(node.vault)
+    print(f"catalog rebuilt: {n} snapshots", file=sys.stderr)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    print(f"# effective settings ({cfg.source_path or 'built-in defaults'}); secrets are env names")
+    for key, value, _help in describe(cfg):
+        shown = value
+        if key.endswith("_env") and isinstance(value, str) and value:
+            state = "set" if os.environ.get(value) else "unset"
+            shown = f"{value} ({state}, value not shown)"
+        print(f"{key} = {json.dumps(shown) if not isinstance(shown, str) else shown}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seedvault",
+        description="Archival mirror for AI models: capture, verify and export frozen snapshots.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"seedvault {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="config file (TOML)")
+    common.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("snapshot", cmd_snapshot, "capture SOURCE once now and print the snapshot id")
+    p.add_argument("source", metavar="SOURCE", help="dir:PATH (hub sources come with the mirror)")
+    p = add("ls", cmd_ls, "list snapshots, newest first")
+    p.add_argument("source", metavar="SOURCE", nargs="?", help="only this source")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p = add("show", cmd_show, "show a snapshot (--json: the stored manifest bytes)")
+    p.add_argument("target", metavar="SNAPSHOT|SOURCE[@rev]")
+    p.add_argument("--json", action="store_true", help="print the manifest exactly as stored")
+    p = add("export", cmd_export, "write a snapshot's files to a directory, verified")
+    p.add_argument("target", metavar="SNAPSHOT|SOURCE[@rev]")
+    p.add_argument("--to", required=True, metavar="DIR", help="target directory")
+    p.add_argument("--layout", choices=["plain", "hf-cache"], default="plain")
+    p = add("verify", cmd_verify, "fixity check: re-read and re-hash; exit 1 naming damage")
+    p.add_argument(
+        "--sample", type=float, default=100.0, metavar="PCT", help="check PCT%% of files"
+    )
+    p = add("gc", cmd_gc, "remove unreferenced objects (dry run unless --delete)")
+    p.add_argument("--delete", action="store_true", help="really delete")
+    p.add_argument("--grace", default="24h", help="keep objects younger than this (default 24h)")
+    add("reindex", cmd_reindex, "rebuild the catalog from the vault")
+    add("check-config", cmd_check_config, "validate the config and print effective settings")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(level=args.log_level)
+    try:
+        code: int = args.func(args)
+        return code
+    except SeedvaultError as exc:
+        print(f"seedvault: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("seedvault: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `seedvault ls | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sources: the things seedvault watches and captures (local dirs, hubs, provider APIs)."""

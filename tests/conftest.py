@@ -1,0 +1,42 @@
+"""Shared fixtures: vaults on every backend, and the real servers the tests start.
+
+``tests.seaweed`` starts one real SeaweedFS (``weed mini``) per session when an S3 test asks
+for it; ``tests.fakehub`` is the fake Hugging Face Hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from seedvault.store.base import Store
+from seedvault.store.fs import FsStore
+from seedvault.store.memory import MemoryStore
+from seedvault.vault import Vault
+
+pytest_plugins = ["tests.seaweed"]
+
+
+@pytest.fixture(params=["memory", "fs", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh empty store on each backend (S3: a new bucket on the real SeaweedFS)."""
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "fs":
+        yield FsStore(tmp_path / "vault")
+    else:
+        yield request.getfixturevalue("s3_store")
+
+
+@pytest.fixture
+def any_vault(any_store: Store) -> Vault:
+    """A fresh vault on each backend."""
+    return Vault.open(any_store)
+
+
+@pytest.fixture
+def fs_vault(tmp_path: Path) -> Vault:
+    """A fresh vault in a temporary directory."""
+    return Vault.open(FsStore(tmp_path / "vault"))

@@ -1,0 +1,147 @@
+"""Content addressing: canonical JSON, chunking, codecs — pure functions, pinned."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import blake3
+import pytest
+
+from seedvault import cas
+from seedvault.errors import IntegrityError
+from seedvault.manifest import canonical_json
+from tests.helpers import float_weights, random_bytes, safetensors_bytes
+
+
+def test_address_is_blake3_of_plaintext() -> None:
+    """Addresses are unkeyed BLAKE3-256 hex of the plaintext (the b3sum of the bytes)."""
+    assert cas.address(b"") == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    assert cas.address(b"abc") == blake3.blake3(b"abc").hexdigest()
+
+
+def test_canonical_json_rfc8785() -> None:
+    """Sorted keys (by UTF-16 units), no spaces, UTF-8 literal text, escapes as JCS."""
+    doc = {"b": [1, True, False], "a": 'é\n"\\\u0001', "\U0001f600": 1, "\uffff": 2}
+    assert (
+        canonical_json(doc)
+        == ('{"a":"é\\n\\"\\\\\\u0001","b":[1,true,false],"\U0001f600":1,"\uffff":2}').encode()
+    )
+    with pytest.raises(TypeError):
+        canonical_json({"x": 1.5})
+    with pytest.raises(TypeError):
+        canonical_json({"x": None})
+
+
+def _cut(
+    data: bytes, params: cas.ChunkingParams, segments: list[cas.Segment] | None, step: int
+) -> list[cas.Piece]:
+    chunker = cas.Chunker(params, segments)
+    pieces: list[cas.Piece] = []
+    for i in range(0, len(data), step):
+        pieces += chunker.feed(data[i : i + step])
+    pieces += chunker.finish()
+    return pieces
+
+
+def test_streaming_chunks_do_not_depend_on_write_sizes() -> None:
+    """The same bytes give the same chunks whatever pieces the producer writes them in."""
+    params = cas.ChunkingParams(min=4096, avg=16384, max=65536)
+    data = random_bytes(3_000_000, 1)
+    reference = [(p.offset, p.data) for p in _cut(data, params, None, len(data))]
+    assert b"".join(d for _, d in reference) == data
+    assert all(len(d) <= params.max for _, d in reference)
+    for step in (1000, 65536, 333_333):
+        assert [(p.offset, p.data) for p in _cut(data, params, None, step)] == reference
+
+
+def test_tensor_boundaries_are_cuts() -> None:
+    """Every group of tensors starts a new chunk, and each chunk carries its tensors' dtype."""
+    tensors = {f"t{i}": ("BF16", float_weights(150_000, i)) for i in range(4)}
+    tensors["z_small"] = ("F32", float_weights(10, 9, "F32"))
+    data = safetensors_bytes(tensors)
+    hlen = cas.safetensors_header_length(data[:8])
+    assert hlen is not None
+    segments = cas.safetensors_segments(data[:hlen], 256 * 1024)
+    assert segments is not None
+    starts = {p.offset for p in _cut(data, cas.ChunkingParams(), segments, 100_000)}
+    for seg in segments:
+        if seg.end is None or seg.end > seg.start:
+            assert seg.start in starts or seg.start == len(data)
+    assert {s.dtype for s in segments} >= {"BF16", None}
+
+
+def test_not_safetensors_gives_no_segments() -> None:
+    """A file that merely ends in .safetensors but has garbage in it is chunked as bytes."""
+    assert cas.safetensors_segments(struct.pack("<Q", 20) + b"not json at all!!!!!", 1) is None
+    assert cas.safetensors_header_length(b"\xff" * 8) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "codec"),
+    [
+        (b"", cas.CODEC_ZSTD),
+        (b"x", cas.CODEC_ZSTD),
+        (b"hello " * 1000, cas.CODEC_ZSTD),
+        (float_weights(100_001, 2), cas.CODEC_ZSTD_BG2),
+        (float_weights(100_001, 3, "F16"), cas.CODEC_ZSTD_BG2),
+        (float_weights(50_001, 4, "F32") + b"abc", cas.CODEC_ZSTD_BG4),
+        (random_bytes(100_000, 5), cas.CODEC_ZSTD),
+    ],
+)
+@pytest.mark.parametrize("skip", [0, 1, 3])
+def test_codecs_round_trip(data: bytes, codec: int, skip: int) -> None:
+    """Every codec decodes to exactly its input, whatever the element alignment."""
+    blob = cas.encode(data, codec, 3, skip)
+    assert cas.decode(blob, 1 << 24) == data
+    assert len(blob) <= len(data) + cas.HEADER_SIZE
+
+
+def test_codec_choice_by_data() -> None:
+    """Floats are byte-grouped and shrink; random bytes are stored raw (never bigger)."""
+    bf16 = float_weights(500_000, 7)
+    blob = cas.encode(bf16, cas.codec_for("BF16"))
+    assert cas.peek_header(blob)[0] == cas.CODEC_ZSTD_BG2
+    assert len(blob) < 0.75 * len(bf16)
+    plain_zstd = cas.encode(bf16, cas.CODEC_ZSTD)
+    assert len(blob) < len(plain_zstd)
+    noise = random_bytes(200_000, 8)
+    assert cas.peek_header(cas.encode(noise, cas.CODEC_ZSTD))[0] == cas.CODEC_RAW
+
+
+def test_oversized_claim_rejected_before_allocation() -> None:
+    """A header claiming 1 TiB is refused at once, without allocating or decompressing."""
+    forged = cas.HEADER.pack(cas.MAGIC, cas.CODEC_ZSTD, 1 << 40) + b"\x28\xb5\x2f\xfd"
+    started = time.monotonic()
+    with pytest.raises(IntegrityError, match="above the limit"):
+        cas.decode(forged, 16 * 1024 * 1024)
+    assert time.monotonic() - started < 1.0
+
+
+def test_zstd_frame_lying_about_its_size_rejected() -> None:
+    """A zstd frame whose own size field disagrees with the object header is refused."""
+    import zstandard
+
+    payload = zstandard.ZstdCompressor().compress(b"a" * 100_000)
+    forged = cas.HEADER.pack(cas.MAGIC, cas.CODEC_ZSTD, 10) + payload
+    with pytest.raises(IntegrityError):
+        cas.decode(forged, 1 << 24)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"", b"SVO1", b"XXXX" + bytes(12), cas.HEADER.pack(cas.MAGIC, 9, 1) + b"x"],
+)
+def test_bad_headers_rejected(blob: bytes) -> None:
+    """Truncated objects, wrong magic and unknown codecs are IntegrityErrors."""
+    with pytest.raises(IntegrityError):
+        cas.decode(blob, 1 << 24)
+
+
+def test_truncated_payload_rejected() -> None:
+    """An encoded object cut short never decodes to a shorter plaintext."""
+    data = float_weights(100_000, 11)
+    blob = cas.encode(data, cas.CODEC_ZSTD_BG2)
+    for cut in (len(blob) - 1, len(blob) // 2, cas.HEADER_SIZE + 3):
+        with pytest.raises(IntegrityError):
+            cas.decode(blob[:cut], 1 << 24)

@@ -1,0 +1,154 @@
+"""The S3 backend passes the store contract against a real SeaweedFS, and fails clearly."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from seedvault.errors import ObjectNotFound, StoreError
+from seedvault.store.s3 import S3Store
+from tests.contracts import StoreContract
+from tests.seaweed import SeaweedFS, free_ports
+
+pytestmark = pytest.mark.s3
+
+
+class TestS3Store(StoreContract):
+    @pytest.fixture(params=["", "vault/node-1"], ids=["bucket-root", "prefixed"])
+    def store(self, request: pytest.FixtureRequest, seaweedfs: SeaweedFS) -> Iterator[S3Store]:
+        store = seaweedfs.store(seaweedfs.new_bucket("contract"), prefix=request.param)
+        yield store
+        store.close()
+
+
+def test_missing_bucket_is_a_clear_store_error(seaweedfs: SeaweedFS) -> None:
+    """Every operation on a bucket that does not exist says so, naming bucket and endpoint."""
+    store = seaweedfs.store("no-such-bucket-" + secrets.token_hex(4))
+    operations: dict[str, Callable[[], object]] = {
+        "get": lambda: store.get("a/b"),
+        "put": lambda: store.put("a/b", b"x"),
+        "exists": lambda: store.exists("a/b"),
+        "stat": lambda: store.stat("a/b"),
+        "list": lambda: list(store.list("")),
+        "put_if": lambda: store.put_if("a/b", b"x", None),
+    }
+    try:
+        for name, operation in operations.items():
+            with pytest.raises(StoreError) as caught:
+                operation()
+            assert not isinstance(caught.value, ObjectNotFound), name
+            assert str(caught.value) == (
+                f"bucket {store.bucket!r} does not exist at {seaweedfs.endpoint_url}"
+            ), name
+    finally:
+        store.close()
+
+
+def test_wrong_credentials_are_a_store_error_without_the_secret(seaweedfs: SeaweedFS) -> None:
+    """A refused signature is a plain StoreError naming the S3 code; the secret is never shown."""
+    bucket = seaweedfs.new_bucket("creds")
+    secret = "wrong-" + secrets.token_urlsafe(24)
+    store = S3Store(
+        endpoint_url=seaweedfs.endpoint_url,
+        bucket=bucket,
+        access_key=seaweedfs.access_key,
+        secret_key=secret,
+    )
+    try:
+        for operation in (
+            lambda: store.get("a/b"),
+            lambda: store.put("a/b", b"x"),
+            lambda: store.exists("a/b"),
+            lambda: list(store.list("")),
+        ):
+            with pytest.raises(StoreError) as caught:
+                operation()
+            assert type(caught.value) is StoreError
+            message = str(caught.value)
+            assert bucket in message
+            assert "SignatureDoesNotMatch" in message or "HTTP 403" in message
+            assert secret not in message
+        assert secret not in store.description
+        assert secret not in repr(store)
+    finally:
+        store.close()
+
+
+def test_unknown_access_key_is_a_store_error(seaweedfs: SeaweedFS) -> None:
+    """An access key the server does not know gives StoreError with InvalidAccessKeyId."""
+    store = S3Store(
+        endpoint_url=seaweedfs.endpoint_url,
+        bucket="any",
+        access_key="nobody",
+        secret_key="nothing-" + secrets.token_hex(8),
+    )
+    try:
+        with pytest.raises(StoreError, match="InvalidAccessKeyId"):
+            store.get("a/b")
+    finally:
+        store.close()
+
+
+def test_unreachable_endpoint_is_a_store_error() -> None:
+    """A server that does not answer gives StoreError naming the endpoint, after retries."""
+    endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
+    store = S3Store(endpoint_url=endpoint, bucket="b", access_key="k", secret_key="s3cr3t-value")
+    try:
+        with pytest.raises(StoreError, match=r"GetObject s3://b/a/b at http://127\.0\.0\.1:"):
+            store.get("a/b")
+    finally:
+        store.close()
+
+
+def test_prefixes_isolate_stores_in_one_bucket(seaweedfs: SeaweedFS) -> None:
+    """Objects under one prefix are invisible to a store with another prefix."""
+    bucket = seaweedfs.new_bucket("prefixes")
+    one, two, root = (seaweedfs.store(bucket, p) for p in ("one", "two/", ""))
+    try:
+        one.put("k/1", b"from one")
+        assert not two.exists("k/1")
+        with pytest.raises(ObjectNotFound):
+            two.get("k/1")
+        assert list(two.list("")) == []
+        assert [i.key for i in one.list("")] == ["k/1"]
+        assert [i.key for i in root.list("")] == ["one/k/1"]
+        assert root.get("one/k/1") == b"from one"
+    finally:
+        for store in (one, two, root):
+            store.close()
+
+
+def test_list_is_in_byte_order_across_segment_ends(s3_store: S3Store) -> None:
+    """Keys with ``%``, ``-`` or ``.`` right after a segment sort before that segment's ``/``.
+
+    SeaweedFS lists depth-first by directory (``a/b`` before ``a-b``); the store must not.
+    """
+    keys = ["o/a/b", "o/a-b", "o/a.c", "o/a%41", "o/a/c/d", "o/ab", "o/a-b/x", "o/a"]
+    for key in keys:
+        s3_store.put(key, b"1")
+    assert [i.key for i in s3_store.list("o/")] == sorted(keys)
+    assert [i.key for i in s3_store.list("o/a")] == sorted(keys)
+    assert [i.key for i in s3_store.list("o/a-")] == ["o/a-b", "o/a-b/x"]
+
+
+def test_description_names_bucket_prefix_and_endpoint() -> None:
+    """description is ``s3://bucket/prefix at endpoint``, with no credentials in it."""
+    store = S3Store(
+        endpoint_url="http://user:pw@127.0.0.1:9/",
+        bucket="b",
+        prefix="vault/x/",
+        access_key="k",
+        secret_key="very-secret",
+    )
+    try:
+        assert store.description == "s3://b/vault/x at http://127.0.0.1:9/"
+    finally:
+        store.close()
+
+
+def test_malformed_prefix_refused() -> None:
+    """A prefix that is not a well-formed key path is refused when the store is made."""
+    with pytest.raises(StoreError, match="prefix"):
+        S3Store(endpoint_url=None, bucket="b", prefix="../up", access_key="k", secret_key="s")
