@@ -16,7 +16,7 @@ from seedvault.store.fs import FsStore
 from seedvault.store.memory import MemoryStore
 from seedvault.vault import Vault
 
-pytest_plugins = ["tests.seaweed"]
+pytest_plugins = ["tests.seaweed", "tests.fakehub"]
 
 
 @pytest.fixture(params=["memory", "fs", "s3"])

@@ -213,6 +213,7 @@ async def _capture_file(
     except BaseException:
         await asyncio.to_thread(writer.abort)
         raise
+    catalog.add_file(record.blake3, record.sha256, record.size, artifact.upstream_oid)
     read[0] += 1
     read[1] += record.size
     return FileEntry(

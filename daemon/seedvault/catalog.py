@@ -154,6 +154,23 @@ class Catalog:
                 self._db.rollback()
                 raise CatalogError(f"cannot index snapshot {snapshot_id}: {exc}") from exc
 
+    def add_file(self, blake3: str, sha256: str, size: int, upstream_oid: str | None) -> None:
+        """Index a stored file as soon as its record is written (before any snapshot lists it),
+        so a capture interrupted after this file does not download it again."""
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO files VALUES (?,?,?)", (blake3, sha256, size)
+                )
+                if upstream_oid:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO file_oids VALUES (?,?)", (upstream_oid, blake3)
+                    )
+                self._db.commit()
+            except sqlite3.Error as exc:
+                self._db.rollback()
+                raise CatalogError(f"cannot index file {blake3}: {exc}") from exc
+
     def set_ref(self, source_key: str, revision: str, ref: Ref) -> None:
         self._run(
             "INSERT OR REPLACE INTO refs VALUES (?,?,?,?,?)",

@@ -8,6 +8,7 @@ One journal summary per run and one ``fixity_failed`` record per damaged object.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,7 @@ def _verify_file(
         report.add(record_key, str(exc), file_h, uses)
         return
     hasher = blake3.blake3()
+    sha = hashlib.sha256()
     intact = True
     for chunk_h, length in record.chunks:
         try:
@@ -132,5 +134,10 @@ def _verify_file(
             continue
         if intact:
             hasher.update(data)
-    if intact and hasher.hexdigest() != file_h:
+            sha.update(data)
+    if not intact:
+        return
+    if hasher.hexdigest() != file_h:
         report.add(record_key, f"file {file_h} does not hash to its address", file_h, uses)
+    elif sha.hexdigest() != record.sha256:
+        report.add(record_key, f"file record {file_h} holds a wrong SHA-256", file_h, uses)
