@@ -222,6 +222,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deprecations_parse(args: argparse.Namespace) -> int:
+    from seedvault.sources.parsers import parse_page
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{args.file}: cannot read the page ({exc})") from None
+    records = parse_page(args.provider, text, args.url or Path(args.file).resolve().as_uri())
+    if not records:
+        print(f"seedvault: {args.file}: no deprecation records found", file=sys.stderr)
+        return 1
+    for record in records:
+        print(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False))
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -268,6 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", default="24h", help="keep objects younger than this (default 24h)")
     add("reindex", cmd_reindex, "rebuild the catalog from the vault")
     add("check-config", cmd_check_config, "validate the config and print effective settings")
+    dep = sub.add_parser("deprecations", help="provider deprecation pages")
+    dep_sub = dep.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = dep_sub.add_parser(
+        "parse",
+        parents=[common],
+        help="parse a saved deprecation page into records (JSON lines)",
+        description="Print one JSON object per (model, entry, region), sorted; exit 1 when the "
+        "page yields no records.",
+    )
+    p.add_argument(
+        "--provider", required=True, help="openai | anthropic | gemini | bedrock | generic"
+    )
+    p.add_argument("file", metavar="FILE", help="the page (markdown or HTML)")
+    p.add_argument("--url", help="the page's URL, recorded as source_url")
+    p.set_defaults(func=cmd_deprecations_parse)
     return parser
 
 
