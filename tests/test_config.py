@@ -1,0 +1,114 @@
+"""Configuration: every key documented, clear errors naming the key path, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from seedvault.config import load_config, schema_keys
+from seedvault.errors import ConfigError
+from tests.helpers import run_cli
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "seedvault.example.toml"
+EXAMPLE_ENV = {"OPENAI_API_KEY": "sk-test"}
+
+
+def test_example_documents_every_key() -> None:
+    """config/seedvault.example.toml names every key the schema knows."""
+    text = EXAMPLE.read_text()
+    sections: dict[str, set[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        header = re.match(r"^\[\[?([a-z_.]+)\]\]?", line)
+        if header:
+            current = header.group(1)
+            continue
+        key = re.match(r"^([a-z_0-9]+)\s*=", line)
+        if key:
+            sections.setdefault(current, set()).add(key.group(1))
+    documented = {f"{sec}.{k}" if sec else k for sec, keys in sections.items() for k in keys}
+    missing = sorted(set(schema_keys()) - documented)
+    assert not missing, f"undocumented config keys: {missing}"
+
+
+def test_example_loads_wherever_copied(tmp_path: Path) -> None:
+    """The example loads from any directory; relative paths resolve against the file."""
+    copy = tmp_path / "elsewhere" / "seedvault.toml"
+    copy.parent.mkdir()
+    shutil.copy(EXAMPLE, copy)
+    cfg = load_config(copy, env=EXAMPLE_ENV)
+    assert cfg.vault.path == str(copy.parent / "vault")
+    assert cfg.catalog.path == str(copy.parent / "seedvault-catalog.sqlite")
+    assert cfg.watch.hf[0].every.seconds == 6 * 3600
+    assert cfg.alerts.email[0].from_ == "seedvault@node.example.edu"
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No config: fs vault ./vault and catalog ./seedvault-catalog.sqlite in the cwd."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, env={})
+    assert cfg.vault.backend == "fs"
+    assert cfg.vault.path == str(tmp_path / "vault")
+    assert cfg.daemon.gc_grace.seconds == 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[vault]\nbakend = 'fs'\n", "vault.bakend: unknown key"),
+        ("[ingest]\nconcurrency = 'many'\n", "ingest.concurrency: expected an integer"),
+        (
+            "[[watch.hf]]\nrepo = 'a/b'\n[[watch.hf]]\nrepo = 'c/d'\nevery = 'often'\n",
+            "watch.hf[1].every: expected a duration like \"6h\", got 'often'",
+        ),
+        ("[vault]\nbackend = 's3'\nbucket = 'b'\n", "vault.access_key_env: environment variable"),
+        (
+            "[[watch.models_api]]\nid='o'\nflavor='openai'\nbase_url='u'\napi_key_env='NOPE_KEY'\n",
+            "watch.models_api[0].api_key_env: environment variable NOPE_KEY is not set",
+        ),
+        ("[vault]\nbackend = 'ftp'\n", "vault.backend: expected one of fs, s3"),
+        ("[[watch.hf]]\nid = 'x'\n", "watch.hf[0].repo: required key is missing"),
+        ("not toml at all [", "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    """Each malformed config gives exit 2 and a message naming the key, without a traceback."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert message in str(err.value)
+    result = run_cli(
+        ["check-config", "--config", str(path)],
+        cwd=tmp_path,
+        env={"NOPE_KEY": "", "SEEDVAULT_S3_ACCESS_KEY": ""},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_config(tmp_path: Path) -> None:
+    """A missing or unreadable config file is exit 2 with the path in the message."""
+    result = run_cli(["ls", "--config", str(tmp_path / "missing.toml")], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot read the config file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_masks_secrets(tmp_path: Path) -> None:
+    """check-config prints env-var names and whether they are set, never their values."""
+    path = tmp_path / "s.toml"
+    path.write_text("[vault]\nbackend='s3'\nbucket='b'\n")
+    result = run_cli(
+        ["check-config", "--config", str(path)],
+        cwd=tmp_path,
+        env={"SEEDVAULT_S3_ACCESS_KEY": "AKIA-very-secret", "SEEDVAULT_S3_SECRET_KEY": "s3cr3t-v"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "vault.secret_key_env = SEEDVAULT_S3_SECRET_KEY (set, value not shown)" in result.stdout
+    assert "s3cr3t-v" not in result.stdout + result.stderr
+    assert "AKIA-very-secret" not in result.stdout + result.stderr
