@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from seedvault.errors import (
     NotInVault,
     ObjectNotFound,
     PreconditionFailed,
+    SeedvaultError,
     VaultFormatError,
 )
 from seedvault.manifest import Manifest, canonical_json, key_segment, unkey_segment
@@ -47,6 +49,7 @@ FORMAT_VERSION = 1
 MARKER_KEY = "seedvault.json"
 MAX_RECORD_BYTES = 1 << 30  # a file record of ~12 million chunks
 STALE_LOCK_S = 30 * 60
+HEARTBEAT_S = 5 * 60
 
 
 def utc_now() -> datetime:
@@ -447,9 +450,28 @@ class Vault:
                 raise LockHeld("gc is running on this vault; try again when it has finished")
             time.sleep(1.0)
         try:
-            yield
+            with self._heartbeat(key, "capture"):
+                yield
         finally:
             self.store.delete(key)
+
+    @contextlib.contextmanager
+    def _heartbeat(self, key: str, purpose: str) -> Iterator[None]:
+        """Refresh a held lock every few minutes, so a long holder never looks stale."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                with contextlib.suppress(SeedvaultError):
+                    self.store.put(key, self._lock_doc(purpose))
+
+        thread = threading.Thread(target=beat, name=f"{purpose}-lock", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     @contextlib.contextmanager
     def gc_lock(self, wait_s: float = 600.0, on_wait: Any = None) -> Iterator[None]:
@@ -476,7 +498,8 @@ class Vault:
                 if on_wait is not None:
                     on_wait(len(busy))
                 time.sleep(1.0)
-            yield
+            with self._heartbeat(key, "gc"):
+                yield
         finally:
             self.store.delete(key)
 
