@@ -20,9 +20,11 @@ setup: $(VENV)/.installed
 testdata: setup
 	$(BIN)/python dev/testdata.py "$(SEEDVAULT_TESTDATA)"
 
+LINTED := $(wildcard daemon tests bench dev)
+
 lint: setup
-	$(BIN)/ruff check daemon tests bench dev
-	$(BIN)/ruff format --check daemon tests bench dev
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 types: setup
 	$(BIN)/mypy
