@@ -15,19 +15,20 @@ from seedvault.ingest import Ingestor
 from seedvault.sources.base import Artifact, Expected, Observation
 from seedvault.store.fs import FsStore
 from seedvault.vault import Vault
-from tests.helpers import random_bytes, run_cli
+from tests.helpers import SEEDVAULT, random_bytes, run_cli
 
 
 class SlowSource:
-    """A Source whose files trickle in, so a capture is still running while gc starts."""
+    """A Source whose files hold their last block back until ``release`` is set, so the test
+    decides when the capture may finish."""
 
     kind = "dir"
     revision = "_"
     key = "dir/test/slow"
 
-    def __init__(self, files: dict[str, bytes], delay_s: float) -> None:
+    def __init__(self, files: dict[str, bytes], release: asyncio.Event) -> None:
         self.files = files
-        self.delay_s = delay_s
+        self.release = release
 
     async def observe(self) -> Observation:
         return Observation(
@@ -40,7 +41,8 @@ class SlowSource:
     def _opener(self, data: bytes) -> Callable[[], AsyncIterator[bytes]]:
         async def read() -> AsyncIterator[bytes]:
             for i in range(0, len(data), 1 << 20):
-                await asyncio.sleep(self.delay_s)
+                if i + (1 << 20) >= len(data):
+                    await self.release.wait()
                 yield data[i : i + (1 << 20)]
 
         return read
@@ -69,16 +71,31 @@ async def test_gc_during_capture_deletes_nothing_it_needs(tmp_path: Path) -> Non
             _age(p, 2 * 86400)
     catalog = Catalog(tmp_path / "catalog.sqlite")
     ingestor = Ingestor(vault)
+    release = asyncio.Event()
     job = asyncio.ensure_future(
-        capture(SlowSource(files, 0.15), vault=vault, catalog=catalog, ingestor=ingestor)
+        capture(SlowSource(files, release), vault=vault, catalog=catalog, ingestor=ingestor)
     )
     while not list((vault_dir / "locks" / "capture").glob("*")):  # noqa: ASYNC110 - a file
         await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)
-    gc = await asyncio.to_thread(run_cli, ["gc", "--delete", "--grace", "0s"], tmp_path)
-    assert gc.returncode == 0, gc.stderr
-    assert "waiting for 1 running capture" in gc.stderr
+    gc = await asyncio.create_subprocess_exec(
+        *SEEDVAULT,
+        "gc",
+        "--delete",
+        "--grace",
+        "0s",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert gc.stderr is not None
+    first_line = await asyncio.wait_for(gc.stderr.readline(), timeout=60)
+    assert b"waiting for 1 running capture" in first_line
+    assert not job.done()
+    release.set()  # only now may the capture finish
     result = await job
+    stdout, _ = await asyncio.wait_for(gc.communicate(), timeout=60)
+    assert gc.returncode == 0
+    assert b"deleted 0 objects" in stdout
     ingestor.close()
     assert job.done()
     check = await asyncio.to_thread(run_cli, ["verify"], tmp_path)

@@ -18,6 +18,7 @@ import pytest
 
 from seedvault.sources.parsers import Change, Record, Shutdown, diff_records, parse_page
 from seedvault.sources.parsers.diff import merge_records, states_json
+from tests.testdata import missing
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pages"
 SAMPLES = Path(
@@ -49,7 +50,7 @@ def kinds(changes: list[Change]) -> list[tuple[str, str]]:
 def read_sample(name: str) -> str:
     path = SAMPLES / name
     if not path.is_file():
-        pytest.skip(f"reference sample page {path} not present")
+        missing(f"reference sample page {path}")
     return path.read_text(encoding="utf-8")
 
 

@@ -27,6 +27,7 @@ from seedvault.sources.parsers.cells import (
 )
 from seedvault.sources.parsers.dates import find_date, parse_shutdown
 from seedvault.sources.parsers.mdpage import read_page
+from tests.testdata import missing
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pages"
 SAMPLES = Path(
@@ -46,7 +47,7 @@ def fixture(name: str, provider: str) -> list[Record]:
 def sample(name: str, provider: str) -> list[Record]:
     path = SAMPLES / name
     if not path.is_file():
-        pytest.skip(f"reference sample page {path} not present")
+        missing(f"reference sample page {path}")
     return parse_page(provider, path.read_text(encoding="utf-8"), f"https://sample.invalid/{name}")
 
 
