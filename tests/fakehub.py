@@ -17,10 +17,12 @@ Usage (the ``fake_hub`` fixture starts and stops it, and fails the test on a vio
     client = HubClient(fake_hub.endpoint, token=None)
 
 Repo states (each a method of :class:`FakeRepo`): ``gate``, ``disable``, ``delete``,
-``make_private``, ``rename``, ``force_push``, ``delete_branch``. Faults (on :class:`FakeHub`):
-``rate_limit_next``, ``fail_next``, ``stall_next``, ``drop_after``, ``corrupt`` and the
-switches ``honour_range``, ``commits_endpoint``, ``redirect_all_to_cdn``. ``requests`` logs
-every request (Authorization values redacted); ``downloads()`` and ``api_calls()`` filter it.
+``make_private``, ``rename``, ``force_push``, ``delete_branch``, and ``restore`` (undo delete,
+private, disable). Faults (on :class:`FakeHub`): ``rate_limit_next``, ``fail_next``,
+``stall_next``, ``drop_after``, ``corrupt`` (``clear_faults`` drops them all) and the switches
+``honour_range``, ``commits_endpoint``, ``redirect_all_to_cdn``. ``requests`` logs every
+request (Authorization values redacted); ``downloads()``, ``download_counts()`` and
+``api_calls()`` filter it.
 
 Everything is in memory and binds to 127.0.0.1 only. Outside pytest (benchmarks, daemon
 subprocess tests) use ``async with FakeHub() as hub:``. The official ``huggingface_hub`` 2.4
@@ -34,6 +36,7 @@ import hashlib
 import itertools
 import json
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -248,6 +251,12 @@ class FakeRepo:
         """The repo answers ``RepoNotFound`` (401 anonymous, 404 with a token)."""
         self.deleted = True
 
+    def restore(self) -> None:
+        """Undo ``delete``, ``make_private`` and ``disable``: the repo answers normally again."""
+        self.deleted = False
+        self.private_token = None
+        self.disabled = False
+
     def make_private(self, owner_token: str | None = None) -> None:
         """Like ``delete`` for everyone but ``owner_token``."""
         self.private_token = owner_token or secrets.token_hex(8)
@@ -405,6 +414,16 @@ class FakeHub:
             for r in self.requests
             if r.server == "hub" and r.method == method and r.file_path is not None
         ]
+
+    def download_counts(self, method: str = "GET") -> Counter[str]:
+        """How many ``resolve`` requests each repo-relative path received."""
+        return Counter(self.downloads(method))
+
+    def clear_faults(self) -> None:
+        """Drop every pending fault (429s, failures, stalls, drops, corruptions)."""
+        self._faults.clear()
+        self._drops.clear()
+        self._corrupt.clear()
 
     def api_calls(self) -> list[LoggedRequest]:
         return [r for r in self.requests if r.server == "hub" and r.path.startswith("/api/")]

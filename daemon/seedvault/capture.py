@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +24,32 @@ from seedvault.catalog import Catalog
 from seedvault.errors import IntegrityError, NotInVault, VerificationError
 from seedvault.ingest import Ingestor
 from seedvault.manifest import FileEntry, Manifest, check_path
-from seedvault.sources.base import Artifact, Source
+from seedvault.sources.base import Artifact, Expected, Source
 from seedvault.vault import Ref, Vault, iso_seconds, utc_now
 
 log = structlog.get_logger(__name__)
+
+
+_ACTUAL = re.compile(r"(size|sha256|git blob sha1) (\w+), expected")
+_ACTUAL_KEYS = {"size": "size", "sha256": "sha256", "git blob sha1": "git_sha1"}
+
+
+class FileVerificationError(VerificationError):
+    """One file's bytes did not match what the source announced; nothing was stored as valid.
+
+    ``expected`` is what the source published; ``actual`` what was read (the mismatching
+    values only: ``size``, ``sha256``, ``git_sha1``).
+    """
+
+    def __init__(self, path: str, expected: Expected, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.expected = expected
+        self.detail = detail
+        self.actual: dict[str, str | int] = {}
+        for name, value in _ACTUAL.findall(detail):
+            key = _ACTUAL_KEYS[name]
+            self.actual[key] = int(value) if key == "size" else value
 
 
 class Progress(Protocol):
@@ -209,7 +232,7 @@ async def _capture_file(
             git_sha1=expected.git_sha1,
         )
     except VerificationError as exc:
-        raise VerificationError(f"{artifact.path}: {exc}") from exc
+        raise FileVerificationError(artifact.path, expected, str(exc)) from exc
     except BaseException:
         await asyncio.to_thread(writer.abort)
         raise

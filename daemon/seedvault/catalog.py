@@ -2,10 +2,13 @@
 
 It answers the questions the vault's flat key space cannot answer quickly: snapshots per
 source newest first, a snapshot id from a prefix or a commit, the vault file behind an upstream
-SHA-256 or git oid (so a known upstream file is never downloaded twice), source state. The
-vault stays the truth: ``seedvault reindex`` drops the catalog's tables and rebuilds them from
-refs, snapshots and the journal. WAL mode lets ``ls``/``show``/``export`` read while the
-daemon writes.
+SHA-256 or git oid (so a known upstream file is never downloaded twice), source state, events.
+The vault stays the truth: ``seedvault reindex`` drops the catalog's tables and rebuilds them
+from refs, snapshots and the journal (source state and events come back from their journal
+records). ``catch_up`` (run whenever a node opens) reads only the journal written since the
+last catch-up (a mark kept in ``meta``, minus a safety window for writers with a slightly
+late clock), so it stays cheap on a vault with years of journal. WAL mode lets
+``ls``/``show``/``export`` read while the daemon writes.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from seedvault.errors import CatalogError, NotInVault, UsageError
+from seedvault.errors import CatalogError, NotInVault, ObjectNotFound, UsageError
 from seedvault.manifest import Manifest
-from seedvault.vault import Ref, Vault
+from seedvault.vault import Ref, Vault, utc_now
 
 SCHEMA_VERSION = 1
 
@@ -45,7 +49,16 @@ CREATE TABLE IF NOT EXISTS refs (source_key TEXT NOT NULL, revision TEXT NOT NUL
     PRIMARY KEY (source_key, revision));
 CREATE TABLE IF NOT EXISTS source_state (source_key TEXT PRIMARY KEY, state TEXT NOT NULL,
     updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, type TEXT NOT NULL,
+    severity TEXT NOT NULL, source_key TEXT NOT NULL, at TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_at ON events (at, id);
+CREATE INDEX IF NOT EXISTS events_by_source ON events (source_key, at, id);
 """
+
+_JOURNAL_MARK = "journal_mark"
+_JOURNAL_TS = "%Y%m%dT%H%M%S%fZ"
+JOURNAL_REPLAY_WINDOW = timedelta(minutes=10)
+"""``catch_up`` re-reads this much journal before its mark (idempotent), for late clocks."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,15 @@ class SnapshotRow:
         if self.parent:
             out["parent"] = self.parent
         return out
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of :meth:`Catalog.events`: events oldest first, and the cursor of the next."""
+
+    events: list[dict[str, Any]]
+    """Each event as recorded (``events.Event.to_json``)."""
+    next_cursor: str | None
 
 
 class Catalog:
@@ -197,8 +219,10 @@ class Catalog:
                 "file_oids",
                 "refs",
                 "source_state",
+                "events",
             ):
                 self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("DELETE FROM meta WHERE key = ?", (_JOURNAL_MARK,))
             self._db.commit()
 
     def rebuild(self, vault: Vault) -> int:
@@ -212,33 +236,146 @@ class Catalog:
         known = {row[0] for row in self._run("SELECT id FROM snapshots")}
         for source_key, revision, ref in vault.refs():
             self.set_ref(source_key, revision, ref)
+            chain: list[tuple[str, Manifest]] = []
             h: str | None = ref.snapshot
             while h is not None and h not in known:
                 try:
                     manifest = vault.snapshot(h)
                 except (NotInVault, CatalogError):
                     break
-                self.add_snapshot(h, manifest)
+                chain.append((h, manifest))
                 known.add(h)
-                added += 1
                 h = manifest.parent
-        for _, record in vault.journal_records():
+            for h_, manifest in reversed(chain):  # oldest first: rowid breaks time ties
+                self.add_snapshot(h_, manifest)
+                added += 1
+        last = None
+        for key, record in self._journal_since(vault, self._meta(_JOURNAL_MARK)):
+            last = key
             if record.get("type") == "source_state" and isinstance(record.get("state"), dict):
                 self.set_source_state(record["source"], record["state"], record["at"])
+            elif record.get("type") == "event" and isinstance(record.get("event"), dict):
+                self.add_event(record["event"])
+        if last is not None:
+            self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_JOURNAL_MARK, last))
         return added
 
+    def _meta(self, key: str) -> str | None:
+        rows = self._run("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    @staticmethod
+    def _journal_since(vault: Vault, mark: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Journal records after ``mark`` minus the replay window (all of them without a mark).
+
+        Journal keys are ``journal/<yyyy-mm-dd>/<timestamp>-<hash>``: only the day folders from
+        the window's start to tomorrow are listed.
+        """
+        if mark is None:
+            yield from vault.journal_records()
+            return
+        try:
+            stamp = datetime.strptime(mark.split("/")[2][:22], _JOURNAL_TS)
+        except (IndexError, ValueError):
+            yield from vault.journal_records()
+            return
+        start = stamp - JOURNAL_REPLAY_WINDOW
+        after = f"journal/{start:%Y-%m-%d}/{start.strftime(_JOURNAL_TS)}"
+        day = start.date()
+        last_day = max(stamp.date(), utc_now().date()) + timedelta(days=1)
+        while day <= last_day:
+            for info in vault.store.list(f"journal/{day:%Y-%m-%d}/"):
+                if info.key <= after:
+                    continue
+                try:
+                    yield info.key, json.loads(vault.store.get(info.key))
+                except (ObjectNotFound, ValueError):
+                    continue
+            day += timedelta(days=1)
+
+    def add_event(self, event: dict[str, Any]) -> bool:
+        """Index one recorded event (``events.Event.to_json``); False if its id is known."""
+        try:
+            row = (
+                str(event["id"]),
+                str(event["type"]),
+                str(event["severity"]),
+                str(event["source"]),
+                str(event["at"]),
+                json.dumps(event, sort_keys=True, ensure_ascii=False),
+            )
+        except KeyError as exc:
+            raise CatalogError(f"event record lacks {exc}") from None
+        with self._lock:
+            try:
+                cur = self._db.execute("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)", row)
+                self._db.commit()
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot index event {row[0]}: {exc}") from exc
+        return cur.rowcount == 1
+
     # ------------------------------------------------------------------ reading
+
+    def has_event(self, event_id: str) -> bool:
+        return bool(self._run("SELECT 1 FROM events WHERE id = ?", (event_id,)))
+
+    def events(
+        self,
+        type: str | None = None,
+        source: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """Events oldest first, filtered by type, source key and ``at >= since``.
+
+        ``at`` is ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``since`` may omit the fraction.
+
+        ``cursor`` is the ``next_cursor`` of the previous page (opaque).
+
+        Raises:
+            UsageError: a malformed cursor or a limit below 1.
+        """
+        if limit < 1:
+            raise UsageError("limit must be at least 1")
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("type", type), ("source_key", source)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            if since.endswith("Z") and "." not in since:  # 10:00:00Z → 10:00:00.000000Z
+                since = since[:-1] + ".000000Z"
+            where.append("at >= ?")
+            args.append(since)
+        if cursor is not None:
+            at, sep, last_id = cursor.rpartition("~")
+            if not sep or not at or not last_id:
+                raise UsageError(f"malformed events cursor {cursor!r}")
+            where.append("(at > ? OR (at = ? AND id > ?))")
+            args += [at, at, last_id]
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._run(
+            f"SELECT id, at, payload FROM events {clause}ORDER BY at, id LIMIT ?",
+            (*args, limit + 1),
+        )
+        page = rows[:limit]
+        next_cursor = f"{page[-1][1]}~{page[-1][0]}" if len(rows) > limit else None
+        return EventPage([json.loads(r[2]) for r in page], next_cursor)
 
     _COLS = "id, source_key, kind, revision, commit_id, captured_at, parent, access, files, bytes"
 
     def snapshots(self, source_key: str | None = None) -> list[SnapshotRow]:
         """Snapshots, newest first (optionally of one source)."""
         if source_key is None:
-            rows = self._run(f"SELECT {self._COLS} FROM snapshots ORDER BY captured_at DESC, id")
+            rows = self._run(
+                f"SELECT {self._COLS} FROM snapshots ORDER BY captured_at DESC, rowid DESC"
+            )
         else:
             rows = self._run(
                 f"SELECT {self._COLS} FROM snapshots WHERE source_key = ? "
-                "ORDER BY captured_at DESC, id",
+                "ORDER BY captured_at DESC, rowid DESC",
                 (source_key,),
             )
         return [SnapshotRow(*row) for row in rows]
@@ -276,14 +413,14 @@ class Catalog:
         """
         if revision is None:
             rows = self._run(
-                "SELECT id FROM snapshots WHERE source_key = ? ORDER BY captured_at DESC, id "
-                "LIMIT 1",
+                "SELECT id FROM snapshots WHERE source_key = ? "
+                "ORDER BY captured_at DESC, rowid DESC LIMIT 1",
                 (source_key,),
             )
         elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
             rows = self._run(
                 "SELECT id FROM snapshots WHERE source_key = ? AND commit_id = ? "
-                "ORDER BY captured_at DESC, id LIMIT 1",
+                "ORDER BY captured_at DESC, rowid DESC LIMIT 1",
                 (source_key, revision),
             )
         else:

@@ -72,8 +72,46 @@ def _resolve(node: Node, target: str) -> str:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     cfg = _config(args)
     spec = parse_spec(args.source, hub_endpoint=cfg.hub.endpoint)
+    if spec.kind in ("hf-model", "hf-dataset"):
+        from seedvault.mirror import HfTarget, find_watch, snapshot_hf
+
+        repo_type = spec.kind.removeprefix("hf-")
+        watch = find_watch(cfg, repo_type, spec.repo)
+        target = HfTarget.for_snapshot(repo_type, spec.repo, spec.revision or "main", watch)
+        with Node.open(cfg) as node:
+            poll = asyncio.run(
+                snapshot_hf(
+                    cfg,
+                    target,
+                    vault=node.vault,
+                    catalog=node.catalog,
+                    ingestor=node.ingestor,
+                    watch=watch,
+                    progress=TerminalProgress.maybe("capture"),
+                )
+            )
+        outcome = poll.outcomes[0] if poll.outcomes else None
+        if not poll.ok or outcome is None or outcome.snapshot is None:
+            reason = poll.detail or (outcome.detail if outcome else "") or "nothing captured"
+            what = outcome.status.replace("_", " ") if outcome else (poll.blocked or "failed")
+            print(f"seedvault: error: {args.source}: {what}: {reason}", file=sys.stderr)
+            return 1
+        print(outcome.snapshot)
+        if outcome.capture is not None:
+            hf_result = outcome.capture
+            state = "new snapshot" if hf_result.created else "unchanged (no new snapshot)"
+            print(
+                f"{state} of commit {outcome.commit}: {len(hf_result.manifest.files)} files, "
+                f"{human_bytes(hf_result.manifest.total_bytes)}, {hf_result.files_read} files "
+                f"downloaded, {human_bytes(hf_result.bytes_stored)} newly stored, "
+                f"{hf_result.duration_s:.1f} s",
+                file=sys.stderr,
+            )
+        else:
+            print(f"unchanged: commit {outcome.commit} is already archived", file=sys.stderr)
+        return 0
     if spec.kind != "dir":
-        raise UsageError(f"{args.source}: only dir: sources can be captured by this version")
+        raise UsageError(f"{args.source}: use dir:PATH, hf:org/name[@rev] or hf-dataset:…")
     with Node.open(cfg) as node:
         source = DirSource(spec.path)
         result = asyncio.run(
@@ -264,7 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("snapshot", cmd_snapshot, "capture SOURCE once now and print the snapshot id")
-    p.add_argument("source", metavar="SOURCE", help="dir:PATH (hub sources come with the mirror)")
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="dir:PATH, hf:org/name[@rev] or hf-dataset:org/name[@rev] (the Hub is [hub] "
+        "endpoint; a matching [[watch.hf]] lends its include/exclude, max_bytes, access, token)",
+    )
     p = add("ls", cmd_ls, "list snapshots, newest first")
     p.add_argument("source", metavar="SOURCE", nargs="?", help="only this source")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -29,6 +29,7 @@ from seedvault.sources.hf_client import (
     RepoMoved,
     RepoType,
     RepoUnavailable,
+    RevisionInfo,
     RevisionNotFound,
     git_blob_sha1,
 )
@@ -129,8 +130,11 @@ class HfSource:
             fnmatchcase(path, p) for p in self._exclude
         )
 
-    async def observe(self) -> Observation:
+    async def observe(self, info: RevisionInfo | None = None) -> Observation:
         """The commit the revision points at now, the repo's state, and the selected files.
+
+        ``info`` is a revision answer the caller already holds (the mirror asks once per poll
+        and pins the commit it learnt from ``refs``); None asks the Hub.
 
         Raises:
             RepoDisabled: the Hub disabled the repo.
@@ -139,7 +143,8 @@ class HfSource:
                 client.
         """
         client, repo_type, repo_id = self._client, self._repo_type, self._repo_id
-        info = await client.revision_info(repo_type, repo_id, self._revision)
+        if info is None:
+            info = await client.revision_info(repo_type, repo_id, self._revision)
         if info.disabled:
             raise RepoDisabled(repo_id)
         if _HEX40.match(self._revision) and info.sha != self._revision:
