@@ -223,11 +223,16 @@ class Chunker:
                 cuts = cuts[:-1]  # the last cut may move once more bytes arrive
             consumed = 0
             width = FLOAT_WIDTHS.get(seg.dtype or "", 1)
-            for offset, length in cuts:
-                start = self._pos + offset
-                skip = -(start - seg.start) % width
-                yield Piece(start, bytes(self._buf[offset : offset + length]), seg.dtype, skip)
-                consumed = offset + length
+            whole = memoryview(self._buf)
+            try:
+                for offset, length in cuts:
+                    start = self._pos + offset
+                    skip = -(start - seg.start) % width
+                    data = bytes(whole[offset : offset + length])  # the one copy per chunk
+                    yield Piece(start, data, seg.dtype, skip)
+                    consumed = offset + length
+            finally:
+                whole.release()
             del self._buf[:consumed]
             self._pos += consumed
             if not complete:
@@ -292,7 +297,7 @@ def _encode_planes(data: bytes, width: int, skip: int) -> bytes:
     out = bytearray([width, skip])
     out += data[:skip]
     for k, mode in enumerate(_PLANE_POLICY[width]):
-        plane = np.ascontiguousarray(grid[:, k]).tobytes()
+        plane = grid[:, k].tobytes()
         stored, flag = plane, _PLANE_RAW
         if mode != "raw" and plane:
             comp = _tuned_compressor() if mode == "tuned" else _compressor(1)
@@ -376,7 +381,7 @@ def encode(data: bytes, codec: int, level: int = 3, skip: int = 0) -> bytes:
         payload, codec = data, CODEC_RAW
     if len(payload) >= len(data):
         payload, codec = data, CODEC_RAW
-    return HEADER.pack(MAGIC, codec, len(data)) + payload
+    return b"".join((HEADER.pack(MAGIC, codec, len(data)), payload))
 
 
 def peek_header(blob: bytes) -> tuple[int, int]:

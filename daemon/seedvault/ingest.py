@@ -113,7 +113,7 @@ class _Hasher(threading.Thread):
 
     def __init__(self, git_blob_size: int | None) -> None:
         super().__init__(name="ingest-hash", daemon=True)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=3)
         self.b3 = blake3.blake3()
         self.sha = hashlib.sha256()
         self.size = 0

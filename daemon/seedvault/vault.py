@@ -230,6 +230,8 @@ class Vault:
         return self.store.exists(sharded("files", h))
 
     def put_file_record(self, record: FileRecord, level: int = 3) -> None:
+        """Store a file record, after making its chunks durable (write order)."""
+        self.store.sync()
         blob = cas.encode(canonical_json(record.to_json()), cas.CODEC_ZSTD, level)
         self.store.put(sharded("files", record.blake3), blob)
 

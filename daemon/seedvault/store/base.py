@@ -69,8 +69,10 @@ class Store(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, replacing any object there, atomically and durably.
 
-        Durable means: once ``put`` returns, the object survives a crash of this process (and,
-        for the fs backend, of the machine: the data and the rename are fsynced).
+        Durable means: once ``put`` returns, the object survives a crash of this process. A
+        crash of the *machine* may still lose the object's name until :meth:`sync` returns
+        (the fs backend fsyncs each file's bytes at once but its directory entry at ``sync``,
+        so a capture pays one directory fsync per shard, not one per chunk).
 
         Raises:
             StoreError: the backend failed; the key is unchanged.
@@ -123,6 +125,13 @@ class Store(Protocol):
         Raises:
             PreconditionFailed: the object is not at ``version`` (or exists, for ``None``).
             StoreError: the backend failed.
+        """
+        ...
+
+    def sync(self) -> None:
+        """Make every object put so far durable against a machine crash (see :meth:`put`).
+
+        :meth:`put_if` calls it before it swaps, so whatever a ref can reach is durable first.
         """
         ...
 

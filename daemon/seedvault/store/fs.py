@@ -1,7 +1,9 @@
 """``fs`` backend: one file per object under a local directory.
 
-Writes go to a temporary file in ``<root>/.tmp/``, are fsynced, then renamed into place (and
-the directory fsynced), so an object is either absent or complete, also after a power loss.
+Writes go to a temporary file in ``<root>/.tmp/``, are fsynced, then renamed into place, so
+an object is either absent or complete, also after a power loss. The directories that got new
+entries are fsynced together by :meth:`FsStore.sync` (and before every compare-and-swap), which
+costs one fsync per touched shard directory instead of one per object.
 Compare-and-swap holds an exclusive ``flock`` on ``<root>/.locks/<key hash>`` while it compares
 the current content's BLAKE3 with the caller's version and renames the new file in.
 
@@ -37,6 +39,8 @@ class FsStore:
         # Nothing is created until the first write, so opening a foreign directory (which the
         # vault then refuses) leaves it untouched.
         self._made_dirs: set[Path] = set()
+        self._dirty_dirs: set[Path] = set()
+        self._dirty_lock = threading.Lock()
         self._kill_after = int(os.environ.get("SEEDVAULT_FAULT_KILL_AFTER_PUTS", "0") or 0)
         self._puts = 0
         self._count_lock = threading.Lock()
@@ -92,21 +96,33 @@ class FsStore:
         try:
             self._ensure_dir(parent)
             os.replace(tmp, path)
-            if self.fsync:
-                dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise StoreError(f"cannot install {path}: {exc.strerror}") from exc
+        if self.fsync:
+            with self._dirty_lock:
+                self._dirty_dirs.add(parent)
         if self._kill_after:
             with self._count_lock:
                 self._puts += 1
                 if self._puts >= self._kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
+
+    def sync(self) -> None:
+        with self._dirty_lock:
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+        for directory in sorted(dirs):
+            try:
+                dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot sync {directory}: {exc.strerror}") from exc
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -165,6 +181,7 @@ class FsStore:
 
     def put_if(self, key: str, data: bytes, version: str | None) -> str:
         path = self._path(key)
+        self.sync()
         self._ensure_dir(self.root / ".locks")
         lock_path = self.root / ".locks" / blake3.blake3(key.encode()).hexdigest()
         tmp = self._write_tmp(data)
@@ -185,6 +202,7 @@ class FsStore:
                     tmp.unlink()
                 raise PreconditionFailed(f"{key}: expected version {version}, found {current}")
             self._install(tmp, path)
+            self.sync()  # a ref is durable before put_if returns
         except OSError as exc:
             if exc.errno == errno.EINTR:
                 raise StoreError(f"interrupted while locking {key}") from exc

@@ -78,5 +78,8 @@ class MemoryStore:
             self._objects[key] = (bytes(data), time.time())
         return blake3.blake3(data).hexdigest()
 
+    def sync(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
