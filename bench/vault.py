@@ -13,8 +13,9 @@ runs on the shared 2-core machines, so only the ratios mean much). MB = 10^6 byt
 What is measured (numbers as in the table):
 
 1. Ingest MB/s of a large non-repeating bf16 safetensors file (``bench/_data.py``) into an fs
-   vault with default settings (``Ingestor.put_path``, ``FsStore`` fsyncs every object and its
-   directory), against ``cp --reflink=never`` + fsync of the copy, and against the *ceiling*
+   vault with default settings (``Ingestor.put_path``, ``FsStore`` fsyncs every object, and the
+   shard directories once per file before its record), against ``cp --reflink=never`` + fsync
+   of the copy, and against the *ceiling*
    of ``shared/reference/performance.md``: read → BLAKE3 (own thread) → zstd-3 (two threads,
    one independent frame per 8 MiB block) → one output file, fsynced after every block (the
    vault's policy: every object is durable before the next step). The ceiling with a single
@@ -1010,8 +1011,9 @@ def main() -> None:
             big.path.unlink(missing_ok=True)
             bench_rss_large(work, size, report)
         report.notes.append(
-            "Ceiling and cp write one file; the vault writes ~1 object per MiB, each fsynced "
-            "with its directory (FsStore). Every vault is a new directory and nothing is deleted "
+            "Ceiling and cp write one file; the vault writes ~1 object per MiB, each fsynced, "
+            "and fsyncs the shard directories before each file record (FsStore). "
+            "Every vault is a new directory and nothing is deleted "
             "before the end (ext4 allocates inodes slower right after mass deletes). "
             "Peak RSS = VmHWM of a child that only runs that step."
         )
