@@ -21,7 +21,7 @@ from seedvault.app import Node
 from seedvault.capture import capture
 from seedvault.config import Config, describe, load_config, parse_duration
 from seedvault.errors import SeedvaultError, UsageError
-from seedvault.export import export_plain
+from seedvault.export import export_hf_cache, export_plain
 from seedvault.fixity import verify
 from seedvault.gc import collect
 from seedvault.logs import setup_logging
@@ -178,21 +178,37 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if args.layout != "plain":
-        raise UsageError("--layout hf-cache is not available in this version; use plain")
     with Node.open(_config(args)) as node:
         sid = _resolve(node, args.target)
         manifest = node.vault.snapshot(sid)
         show = TerminalProgress.maybe("export")
         if show:
             show.start(len(manifest.files), manifest.total_bytes)
-        written = export_plain(
-            node.vault, manifest, args.to, on_bytes=show.advance if show else None
-        )
+        on_bytes = show.advance if show else None
+        if args.layout == "hf-cache":
+            revision = None
+            if not _is_snapshot_id(args.target):
+                revision = parse_spec(args.target, hub_endpoint=node.config.hub.endpoint).revision
+            folder = export_hf_cache(
+                node.vault, manifest, args.to, revision=revision, on_bytes=on_bytes
+            )
+            done = f"exported {sid} as a Hugging Face cache: {folder} (use HF_HUB_CACHE={args.to})"
+        else:
+            written = export_plain(node.vault, manifest, args.to, on_bytes=on_bytes)
+            done = f"exported {len(written)} files of {sid} to {Path(args.to).absolute()}"
         if show:
             show.close()
-    print(f"exported {len(written)} files of {sid} to {Path(args.to).absolute()}", file=sys.stderr)
+    print(done, file=sys.stderr)
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from seedvault.server import run_server
+
+    cfg = _config(args)
+    setup_logging(level=args.log_level, stream=sys.stdout)
+    with Node.open(cfg) as node:
+        return run_server(node)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -317,7 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "write a snapshot's files to a directory, verified")
     p.add_argument("target", metavar="SNAPSHOT|SOURCE[@rev]")
     p.add_argument("--to", required=True, metavar="DIR", help="target directory")
-    p.add_argument("--layout", choices=["plain", "hf-cache"], default="plain")
+    p.add_argument(
+        "--layout",
+        choices=["plain", "hf-cache"],
+        default="plain",
+        help="plain files (default), or the Hugging Face cache layout (use DIR as HF_HUB_CACHE)",
+    )
     p = add("verify", cmd_verify, "fixity check: re-read and re-hash; exit 1 naming damage")
     p.add_argument(
         "--sample", type=float, default=100.0, metavar="PCT", help="check PCT%% of files"
@@ -326,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete", action="store_true", help="really delete")
     p.add_argument("--grace", default="24h", help="keep objects younger than this (default 24h)")
     add("reindex", cmd_reindex, "rebuild the catalog from the vault")
+    add(
+        "serve",
+        cmd_serve,
+        "HTTP server only: the Hub-compatible API (HF_ENDPOINT=http://node:8470), /v1, health",
+    )
     add("check-config", cmd_check_config, "validate the config and print effective settings")
     dep = sub.add_parser("deprecations", help="provider deprecation pages")
     dep_sub = dep.add_subparsers(dest="action", metavar="ACTION", required=True)
