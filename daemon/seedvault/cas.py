@@ -214,7 +214,7 @@ class Chunker:
                 continue
             avail = len(self._buf) if seg_end is None else min(len(self._buf), seg_end - self._pos)
             complete = final or (seg_end is not None and self._pos + avail == seg_end)
-            if not complete and avail < 4 * self._max:
+            if not complete and avail < 2 * self._max:
                 return  # wait for more bytes; keeps cut_buf calls large and buffers small
             view = memoryview(self._buf)[:avail]
             cuts = [(c.offset, c.length) for c in self._cdc.cut_buf(view)]

@@ -61,6 +61,9 @@ class Ingestor:
         self.concurrency = max(1, concurrency)
         self.zstd_level = zstd_level
         self.stats = IngestStats()
+        # One limit for every file in flight at once (captures download several files
+        # concurrently): memory is bounded by the Ingestor, not per file.
+        self._inflight = threading.BoundedSemaphore(self.concurrency)
         self._pool = ThreadPoolExecutor(
             max_workers=max(2, min(self.concurrency, 8)), thread_name_prefix="ingest"
         )
@@ -135,7 +138,7 @@ class FileWriter:
         self, ingestor: Ingestor, *, safetensors: bool, git_blob_size: int | None = None
     ) -> None:
         self._ing = ingestor
-        self._sem = threading.BoundedSemaphore(ingestor.concurrency)
+        self._sem = ingestor._inflight
         self._futures: list[Future[tuple[str, int]]] = []
         self._hasher = _Hasher(git_blob_size)
         self._hasher.start()
