@@ -13,7 +13,7 @@ from seedvault.errors import ConfigError
 from tests.helpers import run_cli
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "seedvault.example.toml"
-EXAMPLE_ENV = {"OPENAI_API_KEY": "sk-test"}
+EXAMPLE_ENV = {"OPENAI_API_KEY": "sk-test", "SEEDVAULT_WEBHOOK_SECRET": "whsec_dGVzdA=="}
 
 
 def test_example_documents_every_key() -> None:

@@ -320,6 +320,12 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             raise ConfigError(
                 f"alerts.email[{i}].password_env: required (and must be set) with a username"
             )
+    for i, hook in enumerate(cfg.alerts.webhook):
+        if hook.secret_env and not env.get(hook.secret_env):
+            raise ConfigError(
+                f"alerts.webhook[{i}].secret_env: environment variable {hook.secret_env} "
+                "is not set"
+            )
     seen: set[str] = set()
     for i, h in enumerate(cfg.watch.hf):
         if "/" not in h.repo or h.repo.startswith("/") or h.repo.endswith("/"):

@@ -19,9 +19,10 @@ Every error the package raises on purpose is a :class:`SeedvaultError`; third-pa
     │   └── LockHeld                    another process holds a vault lock (e.g. ``locks/gc``)
     ├── UnsafePathError                 a file path that could escape its directory
     ├── CatalogError                    the SQLite catalog failed
-    └── SourceError                     a capture could not read its source
-        ├── UpstreamError               an upstream server answered with an error or garbage
-        └── VerificationError           downloaded bytes do not match the upstream's hashes
+    ├── SourceError                     a capture could not read its source
+    │   ├── UpstreamError               an upstream server answered with an error or garbage
+    │   └── VerificationError           downloaded bytes do not match the upstream's hashes
+    └── AlertDeliveryError              a notifier could not hand an alert to its server
 """
 
 from __future__ import annotations
@@ -97,3 +98,20 @@ class UpstreamError(SourceError):
 
 class VerificationError(SourceError):
     """Downloaded bytes do not match the hashes or size the upstream published for them."""
+
+
+class AlertDeliveryError(SeedvaultError):
+    """A notifier could not hand an alert to its server.
+
+    ``permanent``: the server refused it for good (SMTP 5xx, webhook 4xx other than 408/429):
+    retrying cannot help, so the alert is dead-lettered at once. Otherwise it is retried with
+    backoff until ``[alerts] retry_for`` has passed; ``retry_after_s`` is the server's own
+    ``Retry-After`` when it gave one. Messages never hold a secret or a webhook URL.
+    """
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after_s = retry_after_s
