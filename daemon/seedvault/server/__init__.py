@@ -26,7 +26,7 @@ from aiohttp import web
 
 from seedvault.app import Node
 from seedvault.errors import ConfigError
-from seedvault.server import api, hf, ops
+from seedvault.server import api, feeds, hf, ops
 from seedvault.server.access import AccessLogger, NodeTokens
 from seedvault.server.repos import Repos
 from seedvault.server.state import (
@@ -79,6 +79,7 @@ def make_app(node: Node, *, tokens: NodeTokens | None = None) -> web.Application
     app.cleanup_ctx.append(lifecycle)
     ops.add_routes(app)
     api.add_routes(app)
+    feeds.add_routes(app)
     app.router.add_get("/{tail:.*}", hf.dispatch)  # last: the Hub's paths start at the root
     return app
 
