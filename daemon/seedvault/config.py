@@ -322,9 +322,9 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             )
     for i, hook in enumerate(cfg.alerts.webhook):
         if hook.secret_env and not env.get(hook.secret_env):
+            name = hook.secret_env
             raise ConfigError(
-                f"alerts.webhook[{i}].secret_env: environment variable {hook.secret_env} "
-                "is not set"
+                f"alerts.webhook[{i}].secret_env: environment variable {name} is not set"
             )
     seen: set[str] = set()
     for i, h in enumerate(cfg.watch.hf):
