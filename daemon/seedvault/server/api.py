@@ -31,6 +31,7 @@ from seedvault.server.content import stream_file
 from seedvault.server.cursors import CursorError
 from seedvault.server.openapi import SPEC
 from seedvault.server.state import STATE, ServerState
+from seedvault.sources.pages import current_deprecations
 
 log = structlog.get_logger(__name__)
 
@@ -290,9 +291,13 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def deprecations(request: web.Request) -> web.Response:
-    _text(request, "provider")
-    _text(request, "model")
-    return web.json_response({"deprecations": []})
+    """The merged lifecycle state of every archived page (``sources.pages``)."""
+    state = request.app[STATE]
+    provider, model = _text(request, "provider"), _text(request, "model")
+    items = await state.run(
+        current_deprecations, state.node.vault, state.node.catalog, provider=provider, model=model
+    )
+    return web.json_response({"deprecations": items})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -90,6 +90,48 @@ _SNAPSHOT_ROW = {
     },
 }
 
+
+_DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+_DEPRECATION = {
+    "type": "object",
+    "description": "one model's lifecycle as a page states it (`deprecations parse` fields)",
+    "required": [
+        "provider",
+        "model",
+        "aliases",
+        "shutdown",
+        "source_url",
+        "quote",
+        "source",
+        "page",
+        "snapshot",
+        "captured_at",
+    ],
+    "properties": {
+        "provider": {"type": "string", "description": "the page's parser, e.g. `openai`"},
+        "model": {"type": "string"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "region": {"type": "string", "description": "only for per-region dates"},
+        "shutdown": {
+            "type": "object",
+            "required": ["qualifier"],
+            "properties": {
+                "date": _DATE,
+                "qualifier": {"type": "string", "enum": ["exact", "not_before", "none"]},
+            },
+        },
+        "announced": _DATE,
+        "replacement": {"type": "string"},
+        "status": {"type": "string", "enum": ["active", "legacy", "deprecated", "retired"]},
+        "source_url": {"type": "string"},
+        "quote": {"type": "string", "description": "the row or sentence (page text: untrusted)"},
+        "source": {"type": "string", "description": "the page's source key, `page/<id>`"},
+        "page": {"type": "string", "description": "the `[[watch.page]]` id"},
+        "snapshot": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "captured_at": {"type": "string"},
+    },
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -224,6 +266,11 @@ SPEC: dict[str, Any] = {
             "get": {
                 "operationId": "listDeprecations",
                 "summary": "known deprecations of provider models (filled by the provider watch)",
+                "description": (
+                    "The merged lifecycle state of every archived deprecation page, one object "
+                    "per (page, model, region), read from each page's newest copy whose parse "
+                    "was accepted. `model` matches a model id or one of its aliases."
+                ),
                 "parameters": [
                     _query(
                         "provider",
@@ -237,6 +284,7 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "200": _json("the deprecations", "DeprecationList"),
                     "400": _bad_request("a malformed parameter"),
+                    "503": _UNAVAILABLE,
                 },
             }
         },
@@ -373,8 +421,14 @@ SPEC: dict[str, Any] = {
             "DeprecationList": {
                 "type": "object",
                 "required": ["deprecations"],
-                "properties": {"deprecations": {"type": "array", "items": {"type": "object"}}},
+                "properties": {
+                    "deprecations": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Deprecation"},
+                    }
+                },
             },
+            "Deprecation": _DEPRECATION,
         },
     },
 }
