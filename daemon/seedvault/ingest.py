@@ -141,17 +141,28 @@ class FileWriter:
         self._sem = ingestor._inflight
         self._futures: list[Future[tuple[str, int]]] = []
         self._hasher = _Hasher(git_blob_size)
+        self._aborted = threading.Event()
         self._hasher.start()
         self._chunker: cas.Chunker | None = None
         self._head = bytearray() if safetensors and ingestor.vault.chunking.tensor_cuts else None
         self._done = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Add the next bytes of the file; blocks while ``concurrency`` chunks are in flight."""
-        if not data:
+        """Add the next bytes of the file; blocks while ``concurrency`` chunks are in flight.
+
+        After :meth:`abort` (possibly called from another thread while a producer is still
+        writing), writes are dropped instead of blocking on a hasher that has stopped.
+        """
+        if not data or self._aborted.is_set():
             return
         data = bytes(data)
-        self._hasher.queue.put(data)
+        while True:
+            try:
+                self._hasher.queue.put(data, timeout=0.2)
+                break
+            except queue.Full:
+                if self._aborted.is_set():
+                    return
         if self._chunker is None:
             if self._head is not None:
                 self._head += data
@@ -227,10 +238,11 @@ class FileWriter:
 
     def abort(self) -> None:
         """Give up on this file: stop the hasher and wait for chunks in flight."""
+        self._aborted.set()
         if self._done:
             return
         self._done = True
-        self._hasher.queue.put(None)
+        self._hasher.queue.put(None)  # the hasher is alive, so this never blocks for long
         self._hasher.join()
         for f in self._futures:
             f.cancel()
