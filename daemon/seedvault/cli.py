@@ -203,6 +203,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from seedvault.app import run_daemon
+
+    setup_logging(level=args.log_level, stream=sys.stdout)  # every log line, config's too
+    cfg = _config(args)
+    return run_daemon(cfg, cfg.source_path or None)  # SIGHUP reloads that same file
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from seedvault.server import run_server
 
@@ -348,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete", action="store_true", help="really delete")
     p.add_argument("--grace", default="24h", help="keep objects younger than this (default 24h)")
     add("reindex", cmd_reindex, "rebuild the catalog from the vault")
+    add(
+        "run",
+        cmd_run,
+        "the daemon: watch on schedule, scrub fixity, serve HTTP; until SIGTERM (SIGHUP reloads)",
+    )
     add(
         "serve",
         cmd_serve,

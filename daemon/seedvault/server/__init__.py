@@ -3,13 +3,15 @@
 :func:`make_app` builds the aiohttp application for an opened :class:`~seedvault.app.Node`
 (the caller owns the node and closes it); :func:`serve` runs it on ``[server] listen`` until
 SIGTERM/SIGINT (or ``stop``), then stops accepting, lets running downloads finish for up to
-``[daemon] shutdown_timeout``, and releases the worker threads. Modules by concern:
+``[daemon] shutdown_timeout``, and releases the worker threads. The daemon (``seedvault run``)
+passes ``handle_signals=False`` (it owns the signals), an :class:`~.ops.Ops` with its metrics,
+and a ``ready`` event set once the socket is bound. Modules by concern:
 
 * :mod:`.hf` — the Hub's read API (``HF_ENDPOINT=http://node:8470``), :mod:`.repos` resolves
   repo ids and revisions, :mod:`.hubfiles` the Hub's ETag and LFS conventions;
 * :mod:`.api` — ``/v1/…`` (spec in :mod:`.openapi` and ``docs/api.md``), :mod:`.cursors`;
 * :mod:`.content` — verified streaming with ranges; :mod:`.access` — node tokens and the
-  access log (no headers logged, ever); :mod:`.ops` — ``/healthz``, ``/readyz``;
+  access log (no headers logged, ever); :mod:`.ops` — ``/healthz``, ``/readyz``, ``/metrics``;
 * :mod:`.state` — what the handlers share, owned by the app's cleanup context.
 """
 
@@ -26,8 +28,10 @@ from aiohttp import web
 
 from seedvault.app import Node
 from seedvault.errors import ConfigError
-from seedvault.server import api, feeds, hf, ops
+from seedvault.server import api, feeds, hf
+from seedvault.server import ops as ops_routes
 from seedvault.server.access import AccessLogger, NodeTokens
+from seedvault.server.ops import Ops
 from seedvault.server.repos import Repos
 from seedvault.server.state import (
     CHUNK_THREADS,
@@ -37,18 +41,21 @@ from seedvault.server.state import (
     ServerState,
 )
 
-__all__ = ["STATE", "make_app", "parse_listen", "run_server", "serve"]
+__all__ = ["STATE", "Ops", "make_app", "parse_listen", "run_server", "serve"]
 
 log = structlog.get_logger(__name__)
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 
-def make_app(node: Node, *, tokens: NodeTokens | None = None) -> web.Application:
+def make_app(
+    node: Node, *, tokens: NodeTokens | None = None, ops: Ops | None = None
+) -> web.Application:
     """The server application for ``node``.
 
     ``tokens`` defaults to the node tokens in the env vars named by ``[server] tokens_env``.
-    Links in responses are built from ``[server] public_url``.
+    Links in responses are built from ``[server] public_url``. ``ops`` gives ``/metrics`` its
+    registry and ``/readyz`` the daemon's state (default: build info only, never stopping).
     """
     app = web.Application(middlewares=[api.v1_errors], client_max_size=MAX_REQUEST_BODY_BYTES)
 
@@ -77,7 +84,7 @@ def make_app(node: Node, *, tokens: NodeTokens | None = None) -> web.Application
             repos.close()
 
     app.cleanup_ctx.append(lifecycle)
-    ops.add_routes(app)
+    ops_routes.add_routes(app, ops)
     api.add_routes(app)
     feeds.add_routes(app)
     app.router.add_get("/{tail:.*}", hf.dispatch)  # last: the Hub's paths start at the root
@@ -97,8 +104,16 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def serve(node: Node, *, stop: asyncio.Event | None = None) -> None:
-    """Serve ``node`` on ``[server] listen`` until SIGTERM/SIGINT or until ``stop`` is set.
+async def serve(
+    node: Node,
+    *,
+    stop: asyncio.Event | None = None,
+    ops: Ops | None = None,
+    handle_signals: bool = True,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve ``node`` on ``[server] listen`` until ``stop`` is set (or SIGTERM/SIGINT when
+    ``handle_signals``); ``ready`` is set once the socket is bound.
 
     Raises:
         ConfigError: a malformed ``listen``.
@@ -106,7 +121,7 @@ async def serve(node: Node, *, stop: asyncio.Event | None = None) -> None:
     """
     host, port = parse_listen(node.config.server.listen)
     runner = web.AppRunner(
-        make_app(node),
+        make_app(node, ops=ops),
         access_log_class=AccessLogger,
         handle_signals=False,
         shutdown_timeout=float(node.config.daemon.shutdown_timeout.seconds),
@@ -117,13 +132,15 @@ async def serve(node: Node, *, stop: asyncio.Event | None = None) -> None:
     handled: list[signal.Signals] = []
     try:
         await web.TCPSite(runner, host, port).start()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
                 handled.append(sig)
         log.info(
             "server_started", listen=f"{host}:{port}", public_url=node.config.server.public_url
         )
+        if ready is not None:
+            ready.set()
         await stop.wait()
         log.info("server_stopping")
     finally:

@@ -1,23 +1,48 @@
-"""Operations endpoints: ``/healthz`` (the process answers) and ``/readyz`` (it can serve).
+"""Operations endpoints: ``/healthz`` (the process answers), ``/readyz`` (it can serve) and
+``/metrics`` (Prometheus text format).
 
 ``/readyz`` reads the vault's format marker through the store and runs a catalog query, each
-in a worker thread with a time limit; 503 names what is not reachable.
+in a worker thread with a time limit; 503 names what is not reachable (an fs vault directory
+gone or replaced, an S3 endpoint down). A daemon that is shutting down also answers 503
+(``"daemon": "stopping"``), so a load balancer stops sending it work while it drains.
+
+``/metrics`` renders the :class:`~seedvault.metrics.Registry` the app was built with (the
+daemon's counters and gauges; ``serve`` alone exposes only ``seedvault_build_info``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import web
 
 from seedvault.errors import SeedvaultError
+from seedvault.metrics import CONTENT_TYPE, Registry, node_registry
 from seedvault.server.state import STATE
 from seedvault.vault import MARKER_KEY
 
 log = structlog.get_logger(__name__)
 
 READY_TIMEOUT_S = 5.0
+
+
+def _never_stopping() -> bool:
+    return False
+
+
+@dataclass
+class Ops:
+    """What the operations endpoints report beyond the node itself."""
+
+    metrics: Registry = field(default_factory=node_registry)
+    stopping: Callable[[], bool] = _never_stopping
+    """True once the daemon began shutting down (``/readyz`` then answers 503)."""
+
+
+OPS = web.AppKey("seedvault_ops", Ops)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -38,6 +63,8 @@ async def readyz(request: web.Request) -> web.Response:
         except (SeedvaultError, OSError, TimeoutError) as exc:
             log.warning("readiness_failed", component=name, error=type(exc).__name__)
             results[name] = "unreachable"
+    if request.app[OPS].stopping():
+        results["daemon"] = "stopping"
     ready = all(v == "ok" for v in results.values())
     return web.json_response(
         {"status": "ready" if ready else "not_ready", "checks": results},
@@ -45,6 +72,14 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[OPS].metrics
+    text = await asyncio.get_running_loop().run_in_executor(None, registry.render)
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_routes(app: web.Application, ops: Ops | None = None) -> None:
+    app[OPS] = ops or Ops()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

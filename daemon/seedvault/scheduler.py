@@ -1,0 +1,339 @@
+"""The scheduler: one APScheduler job per watch, captures through a bounded gate, drain on stop.
+
+:class:`Watches` turns the ``[[watch.hf]]`` entries of the config into jobs (and a reload's
+changes into added, removed and rescheduled jobs); :class:`JobScheduler` runs them.
+
+:class:`JobScheduler` wraps an APScheduler 3.x ``AsyncIOScheduler`` (UTC, in-memory jobs, on the
+daemon's event loop). Each job has an interval with jitter, ``max_instances=1`` (a watch never
+overlaps itself: a run still going when the next is due makes APScheduler skip that run, logged
+as ``job_still_running``), ``coalesce=True`` (runs missed while the loop was busy or the machine
+slept collapse into one) and a misfire grace of one interval. The first run of a new job comes
+after a random delay of at most :data:`FIRST_RUN_SPREAD_S` (or its interval): soon after a
+start — a restart after a crash completes what was interrupted — but not all in the same
+instant (the capture gate and the Hub client's call budget bound the load anyway).
+
+Gated jobs (captures) wait for one of ``max_captures`` slots; the number waiting is the queue
+depth. Since a watch has at most one run in flight, the queue holds at most one entry per watch.
+
+:meth:`JobScheduler.stop` is the SIGTERM path (arq-like): stop firing jobs, drop runs still
+waiting for a slot, give running ones ``timeout_s`` to finish (or until ``force`` is set), then
+cancel the rest and wait for their cleanup. A cancelled capture leaves the vault valid: refs
+are written last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+# APScheduler 3.x ships no type information
+from apscheduler.events import (  # type: ignore[import-untyped]
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from seedvault.config import Config, HfWatch, ModelsApiWatch, PageWatch, ProbesWatch
+from seedvault.errors import SeedvaultError
+from seedvault.metrics import DaemonMetrics
+from seedvault.mirror import HfTarget, PollResult, hub_client, poll_hf
+from seedvault.sources.hf import HubClient
+
+if TYPE_CHECKING:
+    from seedvault.app import Node
+
+log = structlog.get_logger(__name__)
+
+FIRST_RUN_SPREAD_S = 5.0
+MAX_JITTER_S = 300.0
+JobFunc = Callable[[], Awaitable[None]]
+
+
+def jitter_s(every_s: float) -> float:
+    """Random delay added to each run: a tenth of the interval, at most :data:`MAX_JITTER_S`."""
+    return min(every_s / 10.0, MAX_JITTER_S)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job runs and how often."""
+
+    func: JobFunc
+    every_s: float
+    gated: bool
+
+
+class JobScheduler:
+    """Interval jobs on the running event loop, with a capture gate and a draining stop."""
+
+    def __init__(self, max_captures: int, *, rng: random.Random | None = None) -> None:
+        self._aps = AsyncIOScheduler(timezone=UTC)
+        self._aps.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._slots = asyncio.Semaphore(max(1, max_captures))
+        self._jobs: dict[str, JobSpec] = {}
+        self._waiting: set[asyncio.Task[None]] = set()
+        self._active: set[asyncio.Task[None]] = set()
+        self._captures = 0
+        self._stopping = False
+        self._rng = rng or random.Random()
+
+    @property
+    def waiting(self) -> int:
+        """Gated runs waiting for a slot (the capture queue depth)."""
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        """Gated runs holding a slot (captures running)."""
+        return self._captures
+
+    def job_ids(self) -> list[str]:
+        return sorted(self._jobs)
+
+    def every_s(self, job_id: str) -> float | None:
+        """The interval of ``job_id`` (None: no such job)."""
+        spec = self._jobs.get(job_id)
+        return spec.every_s if spec is not None else None
+
+    def start(self) -> None:
+        self._aps.start()
+
+    def set_job(
+        self, job_id: str, func: JobFunc, every_s: float, *, gated: bool = True, first_s: float = -1
+    ) -> None:
+        """Add job ``job_id``, or replace it (a run in flight finishes with the old settings).
+
+        ``first_s`` is the delay of the first run; negative picks a random one.
+        """
+        spec = JobSpec(func, max(1.0, every_s), gated)
+        old = self._jobs.get(job_id)
+        self._jobs[job_id] = spec
+        if old is not None and old.every_s == spec.every_s:
+            return  # same timing: the next run picks up the new spec
+        if first_s < 0:
+            first_s = self._rng.uniform(0.0, min(spec.every_s, FIRST_RUN_SPREAD_S))
+        self._aps.add_job(
+            self._run,
+            IntervalTrigger(seconds=spec.every_s, jitter=jitter_s(spec.every_s), timezone=UTC),
+            args=[job_id],
+            id=job_id,
+            name=job_id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(spec.every_s)),
+            next_run_time=datetime.now(UTC) + timedelta(seconds=first_s),
+            replace_existing=True,
+        )
+
+    def remove_job(self, job_id: str) -> None:
+        """Stop scheduling ``job_id`` (a run in flight finishes)."""
+        if self._jobs.pop(job_id, None) is not None:
+            with contextlib.suppress(LookupError):
+                self._aps.remove_job(job_id)
+
+    async def _run(self, job_id: str) -> None:
+        spec = self._jobs.get(job_id)
+        if spec is None or self._stopping:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            if spec.gated:
+                self._waiting.add(task)
+                try:
+                    await self._slots.acquire()
+                finally:
+                    self._waiting.discard(task)
+                if self._stopping:
+                    self._slots.release()
+                    return
+                self._captures += 1
+            self._active.add(task)
+            try:
+                await spec.func()
+            finally:
+                self._active.discard(task)
+                if spec.gated:
+                    self._captures -= 1
+                    self._slots.release()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            log.warning("job_cancelled", job=job_id)
+        except Exception:
+            log.exception("job_failed", job=job_id)
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            log.info("job_still_running", job=event.job_id)
+        else:
+            log.warning("job_missed", job=event.job_id)
+
+    async def stop(self, timeout_s: float, force: asyncio.Event | None = None) -> int:
+        """Stop firing, drop waiting runs, drain running ones, then cancel; returns how many
+        runs were cancelled mid-way."""
+        self._stopping = True
+        if self._aps.running:
+            self._aps.pause()
+        for task in list(self._waiting):
+            task.cancel()
+        running = set(self._active)
+        cancelled = 0
+        if running:
+            log.info("drain_started", running=len(running), timeout_s=timeout_s)
+            waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(asyncio.wait(running))}
+            if force is not None:
+                waiters.add(asyncio.ensure_future(force.wait()))
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            late = [t for t in running if not t.done()]
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                log.warning("drain_cancelled", cancelled=len(late))
+            cancelled = len(late)
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+        await asyncio.sleep(0)  # let the scheduler's deferred shutdown run
+        return cancelled
+
+
+def watch_id(watch: HfWatch) -> str:
+    """A ``[[watch.hf]]``'s id (its job name and metrics label): ``id``, else ``hf:<repo>``."""
+    return watch.id or f"hf:{watch.repo}"
+
+
+class Watches:
+    """The ``[[watch.hf]]`` jobs: one per watch, polled with :func:`~seedvault.mirror.poll_hf`
+    through one shared :class:`HubClient` per endpoint + token (one API budget each), each poll
+    counted in the daemon's metrics. Other watch kinds are not run by this release: each is
+    logged once (``watch_not_supported``) and skipped."""
+
+    def __init__(self, node: Node, scheduler: JobScheduler, metrics: DaemonMetrics) -> None:
+        self.node, self.scheduler, self.metrics = node, scheduler, metrics
+        self.cfg = node.config
+        self.watches: dict[str, HfWatch] = {}
+        self._clients: dict[tuple[str, str, int], HubClient] = {}
+        self._retired: list[HubClient] = []
+        self._unsupported: set[tuple[str, str]] = set()
+
+    def apply(self, cfg: Config) -> None:
+        """Schedule ``cfg``'s watches: add new ones, drop removed ones, reschedule changed ones
+        (a poll in flight finishes with the settings it started with)."""
+        if cfg.hub != self.cfg.hub:  # later polls get new clients; running ones keep theirs
+            self._retired += self._clients.values()
+            self._clients = {}
+        self.cfg = cfg
+        wanted = {watch_id(w): w for w in cfg.watch.hf}
+        added = sorted(set(wanted) - set(self.watches))
+        removed = sorted(set(self.watches) - set(wanted))
+        changed = sorted(w for w in set(wanted) & set(self.watches) if wanted[w] != self.watches[w])
+        self.watches = wanted
+        for wid in removed:
+            self.scheduler.remove_job(f"watch:{wid}")
+        for wid in added + changed:
+            poll = functools.partial(self.poll, wid)
+            self.scheduler.set_job(f"watch:{wid}", poll, float(wanted[wid].every.seconds))
+        others: list[tuple[str, Sequence[ModelsApiWatch | PageWatch | ProbesWatch]]] = [
+            ("models_api", cfg.watch.models_api),
+            ("page", cfg.watch.page),
+            ("probes", cfg.watch.probes),
+        ]
+        for kind, watches in others:
+            for w in watches:
+                if (kind, w.id) not in self._unsupported:
+                    self._unsupported.add((kind, w.id))
+                    log.warning(
+                        "watch_not_supported",
+                        kind=kind,
+                        watch=w.id,
+                        detail=f"[[watch.{kind}]] is not yet run by this release: skipped",
+                    )
+        log.info(
+            "watches_scheduled",
+            watches=sorted(wanted),
+            added=added,
+            removed=removed,
+            changed=changed,
+        )
+
+    def client(self, watch: HfWatch | None) -> HubClient:
+        """The shared client of a watch's endpoint and token (None: the ``[hub]`` defaults)."""
+        endpoint = ((watch.endpoint if watch else "") or self.cfg.hub.endpoint).rstrip("/")
+        token_env = (watch.token_env if watch else "") or self.cfg.hub.token_env
+        key = (endpoint, token_env, self.cfg.hub.requests_per_5min)
+        if key not in self._clients:
+            self._clients[key] = hub_client(self.cfg, watch)
+        return self._clients[key]
+
+    def repair_client(self, endpoint: str, repo: str) -> HubClient | None:
+        """The client to fetch ``repo`` again from ``endpoint`` for a fixity repair: its watch's,
+        the ``[hub]`` one on the ``[hub]`` endpoint, else anonymous (a token never goes to a
+        host it was not configured for)."""
+        endpoint, hub = endpoint.rstrip("/"), self.cfg.hub.endpoint.rstrip("/")
+        for watch in self.watches.values():
+            if watch.repo == repo and (watch.endpoint or hub).rstrip("/") == endpoint:
+                return self.client(watch)
+        if endpoint == hub:
+            return self.client(None)
+        key = (endpoint, "", self.cfg.hub.requests_per_5min)
+        if key not in self._clients:
+            self._clients[key] = HubClient(endpoint, None, self.cfg.hub.requests_per_5min)
+        return self._clients[key]
+
+    async def poll(self, wid: str) -> None:
+        """One scheduled poll of watch ``wid`` (upstream trouble becomes events, not errors)."""
+        watch = self.watches.get(wid)
+        if watch is None:
+            return  # removed by a reload while waiting for a slot
+        structlog.contextvars.bind_contextvars(watch=wid)
+        try:
+            result = await poll_hf(
+                HfTarget.from_watch(watch),
+                client=self.client(watch),
+                vault=self.node.vault,
+                catalog=self.node.catalog,
+                ingestor=self.node.ingestor,
+                trigger="scheduled",
+                file_concurrency=self.cfg.ingest.file_concurrency,
+            )
+        except SeedvaultError as exc:  # the vault or catalog failed: try again next time
+            log.error("watch_failed", error=str(exc), error_type=type(exc).__name__)
+            self.metrics.captures.inc(watch=wid, outcome="error")
+            return
+        finally:
+            structlog.contextvars.unbind_contextvars("watch")
+        self._account(wid, result)
+
+    def _account(self, wid: str, result: PollResult) -> None:
+        m = self.metrics
+        statuses: list[str] = [o.status for o in result.outcomes]
+        if not statuses:
+            statuses = ["blocked" if result.blocked else "failed"]
+        for status in statuses:
+            m.captures.inc(watch=wid, outcome=status)
+        for outcome in result.outcomes:
+            if outcome.capture is not None:
+                m.bytes_ingested.inc(outcome.capture.bytes_read, watch=wid)
+                m.bytes_stored.inc(outcome.capture.bytes_stored, watch=wid)
+        if result.ok and result.outcomes:
+            m.last_success.set(time.time(), watch=wid)
+        for event in result.events:
+            m.events.inc(type=event.type)
+
+    async def close(self) -> None:
+        for client in [*self._clients.values(), *self._retired]:
+            await client.close()

@@ -1,0 +1,86 @@
+"""Deployment files: the systemd units pass `systemd-analyze verify`, and the Dockerfile's
+ENTRYPOINT + CMD run (without Docker) into a node whose /healthz answers its HEALTHCHECK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_daemon_support import Daemons, free_port, write_config
+
+ROOT = Path(__file__).parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def instruction(dockerfile: str, name: str) -> str:
+    """The argument of the last ``NAME`` instruction (continuation lines joined)."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile)
+    found = re.findall(rf"^{name}\s+(.+)$", text, flags=re.MULTILINE)
+    assert found, f"no {name} in the Dockerfile"
+    return str(found[-1]).strip()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    """systemd-analyze verify accepts seedvault.service (ExecStart pointed at this venv's
+    seedvault) and the verify timer with its service; the main unit is Type=notify."""
+    seedvault = VENV_BIN / "seedvault"
+    assert seedvault.is_file()
+    for name in ("seedvault.service", "seedvault-verify.service", "seedvault-verify.timer"):
+        text = (ROOT / "systemd" / name).read_text()
+        text = re.sub(r"^ExecStart=\S+", f"ExecStart={seedvault}", text, flags=re.MULTILINE)
+        (tmp_path / name).write_text(text)
+    service = (tmp_path / "seedvault.service").read_text()
+    assert "Type=notify" in service
+    assert f"ExecStart={seedvault} run " in service
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *(str(tmp_path / n) for n in sorted(os.listdir(tmp_path)))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    about_ours = [line for line in done.stderr.splitlines() if str(tmp_path) in line]
+    assert done.returncode == 0, done.stderr
+    assert about_ours == [], done.stderr
+
+
+async def test_dockerfile_entrypoint_runs_a_healthy_node(tmp_path: Path) -> None:
+    """ENTRYPOINT + CMD from the Dockerfile (config path swapped for a test config) start a
+    node; the HEALTHCHECK command (port swapped) exits 0; STOPSIGNAL stops it with exit 0."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    argv = json.loads(instruction(dockerfile, "ENTRYPOINT")) + json.loads(
+        instruction(dockerfile, "CMD")
+    )
+    config = write_config(tmp_path, None, free_port())
+    argv = [str(config) if a == "/etc/seedvault/seedvault.toml" else a for a in argv]
+    assert argv[:2] == ["seedvault", "run"]
+    assert str(config) in argv
+    health = instruction(dockerfile, "HEALTHCHECK")
+    health_argv = json.loads(health.split(" CMD ", 1)[1])
+    stop_signal = getattr(signal, instruction(dockerfile, "STOPSIGNAL"))
+
+    env = {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    with Daemons() as daemons:
+        # argv[0] ("seedvault") is found through PATH, as in the image
+        daemon = daemons.start(tmp_path, config, env, argv=argv)
+        await daemon.wait_log("daemon_ready")
+        check = [a.replace("8470", str(daemon.port)) for a in health_argv]
+        check[0] = shutil.which(check[0], path=env["PATH"]) or check[0]
+
+        def healthcheck() -> int:
+            return subprocess.run(check, timeout=30, check=False).returncode
+
+        assert await asyncio.to_thread(healthcheck) == 0, shlex.join(check)
+        daemon.signal(stop_signal)
+        assert await daemon.wait_exit() == 0

@@ -1,0 +1,76 @@
+"""The scheduler in-process: a job never overlaps itself, captures wait for a free slot, a
+reload's added/removed/changed watches become added/removed/rescheduled jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from seedvault.app import Node
+from seedvault.config import load_config
+from seedvault.metrics import DaemonMetrics
+from seedvault.scheduler import JobScheduler, Watches
+from tests.test_daemon_support import free_port, hf_watch, poll_until, write_config
+
+
+async def test_a_job_never_overlaps_itself_and_captures_queue_for_a_slot() -> None:
+    """Every 1 s, a run still going makes the next one skip (job_still_running); with one
+    capture slot, a second job waits in the queue until the first frees it."""
+    scheduler = JobScheduler(max_captures=1)
+    release = asyncio.Event()
+    runs = {"a": 0, "b": 0}
+
+    def job(name: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            runs[name] += 1
+            await release.wait()
+
+        return run
+
+    with capture_logs() as logs:
+        scheduler.start()
+        scheduler.set_job("a", job("a"), 1.0, first_s=0)
+        scheduler.set_job("b", job("b"), 1.0, first_s=0)
+        await poll_until("both jobs in", lambda: scheduler.running + scheduler.waiting == 2)
+        assert (scheduler.running, scheduler.waiting) == (1, 1)
+        await poll_until(
+            "a skipped run", lambda: any(e["event"] == "job_still_running" for e in logs), 10
+        )
+        assert sum(runs.values()) == 1
+        release.set()
+        await poll_until("both ran", lambda: runs["a"] >= 1 and runs["b"] >= 1)
+        assert await scheduler.stop(5.0) == 0
+
+
+async def test_reload_adds_removes_and_reschedules_watches(tmp_path: Path) -> None:
+    """apply() turns a new config's watch list into job changes; other kinds are skipped with
+    one log line each."""
+    port = free_port()
+    first = load_config(write_config(tmp_path, None, port, hf_watch("org/a") + hf_watch("org/b")))
+    page = '[[watch.page]]\nid = "p"\nprovider = "openai"\nurl = "http://127.0.0.1:9/x"\n'
+    second = load_config(
+        write_config(tmp_path, None, port, hf_watch("org/a", "5s") + hf_watch("org/c") + page)
+    )
+    with Node.open(first) as node:
+        scheduler = JobScheduler(max_captures=1)
+        scheduler.start()
+        watches = Watches(node, scheduler, DaemonMetrics())
+        with capture_logs() as logs:
+            watches.apply(first)
+            assert scheduler.job_ids() == ["watch:hf:org/a", "watch:hf:org/b"]
+            watches.apply(second)
+            assert scheduler.job_ids() == ["watch:hf:org/a", "watch:hf:org/c"]
+            assert scheduler.every_s("watch:hf:org/a") == 5.0
+            watches.apply(second)
+        scheduled = [e for e in logs if e["event"] == "watches_scheduled"]
+        assert scheduled[1]["added"] == ["hf:org/c"]
+        assert scheduled[1]["removed"] == ["hf:org/b"]
+        assert scheduled[1]["changed"] == ["hf:org/a"]
+        assert scheduled[2]["added"] == scheduled[2]["changed"] == []
+        skipped = [e for e in logs if e["event"] == "watch_not_supported"]
+        assert [(e["kind"], e["watch"]) for e in skipped] == [("page", "p")]
+        await scheduler.stop(1.0)
+        await watches.close()
