@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export SEEDVAULT_TESTDATA ?= $(CURDIR)/.cache/testdata
 MODEL ?= $(SEEDVAULT_TESTDATA)/all-MiniLM-L6-v2
 
-.PHONY: setup testdata lint types test check demo bench clean
+.PHONY: setup testdata lint types test check run demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ test: setup testdata
 
 check: testdata lint types test
 
-# The quick start: archive a model directory into ./vault (default: the real
+# The quick start's main job: the daemon on the embedded default (fs vault + SQLite catalog in
+# the repository root), watching one small public model and serving it on 127.0.0.1:8470.
+run: setup
+	$(BIN)/seedvault run --config config/quickstart.toml
+
+# Offline demo: archive a model directory into ./vault (default: the real
 # all-MiniLM-L6-v2 repository from the test data) and list what the vault holds.
 demo: testdata
 	$(BIN)/seedvault snapshot "dir:$(MODEL)"
@@ -42,6 +47,8 @@ demo: testdata
 
 bench: testdata
 	$(BIN)/python bench/vault.py
+	$(BIN)/python bench/hf_ingest.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

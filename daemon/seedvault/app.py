@@ -140,21 +140,25 @@ def background_services(node: Node, cfg: Config) -> list[Service]:
     """The daemon's background services for ``cfg`` (built at start and on every accepted
     SIGHUP; raise ConfigError to reject a reload).
 
-    ALERTS HOOK — the alert dispatcher is started and stopped through here, e.g.
-    ``return [Dispatcher.from_config(cfg, node.vault, node.catalog)]`` (it has ``start()``
-    and ``async stop(timeout_s)``).
+    The alert dispatcher (``seedvault.notify``) is one: it delivers the outbox to every
+    ``[[alerts.email]]`` and ``[[alerts.webhook]]`` destination, retrying across restarts.
     """
-    return []
+    if not (cfg.alerts.email or cfg.alerts.webhook):
+        return []
+    from seedvault.notify import Dispatcher
+
+    return [Dispatcher.from_config(cfg, node.vault, node.catalog)]
 
 
 def outbox_size(node: Node) -> int:
     """Alerts waiting in the outbox, reported as ``seedvault_outbox_size``.
 
-    ALERTS HOOK — a placeholder (0) until the alerts module provides the count, e.g.
-    ``alert_metrics(node.catalog)["seedvault_alerts_pending"]``. Called from a worker thread at
+    Read from the catalog's outbox (durable across restarts); called from a worker thread at
     each scrape.
     """
-    return 0
+    from seedvault.notify import alert_metrics
+
+    return alert_metrics(node.catalog)["seedvault_alerts_pending"]
 
 
 # ---------------------------------------------------------------------- the daemon
@@ -180,6 +184,7 @@ class Daemon:
         self.metrics = DaemonMetrics()
         self.scheduler: JobScheduler = JobScheduler(self.cfg.daemon.max_captures)
         self.watches: Watches = Watches(node, self.scheduler, self.metrics)
+        self.watches.on_events = self._wake_services
         self.scrubber: Scrubber = Scrubber(
             node.vault,
             node.catalog,
@@ -294,6 +299,14 @@ class Daemon:
             task.cancel()
         await self.watches.close()
         log.info("daemon_stopped", cancelled=cancelled)
+
+    def _wake_services(self) -> None:
+        """New events: services that deliver them (the alert dispatcher) look now, so urgent
+        alerts go out at once rather than at their next periodic pass."""
+        for service in self._services:
+            wake = getattr(service, "wake", None)
+            if callable(wake):
+                wake()
 
     def _start_services(self, services: list[Service]) -> None:
         self._services = services

@@ -224,6 +224,8 @@ class Watches:
 
     def __init__(self, node: Node, scheduler: JobScheduler, metrics: DaemonMetrics) -> None:
         self.node, self.scheduler, self.metrics = node, scheduler, metrics
+        self.on_events: Callable[[], None] | None = None
+        """Called after a poll recorded events (the daemon wakes the alert dispatcher)."""
         self.cfg = node.config
         self.watches: dict[str, HfWatch] = {}
         self._clients: dict[tuple[str, str, int], HubClient] = {}
@@ -333,6 +335,8 @@ class Watches:
             m.last_success.set(time.time(), watch=wid)
         for event in result.events:
             m.events.inc(type=event.type)
+        if result.events and self.on_events is not None:
+            self.on_events()
 
     async def close(self) -> None:
         for client in [*self._clients.values(), *self._retired]:

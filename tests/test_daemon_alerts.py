@@ -1,0 +1,50 @@
+"""End to end: `seedvault run` watching the fake Hub mails the list when a repo is gated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakehub import FakeHub
+from tests.test_alerts_support import SmtpSink, email_toml, running_sink
+from tests.test_daemon_support import Daemons, free_port, hf_watch, poll_until, write_config
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with running_sink() as sink:
+        yield sink
+
+
+async def test_gated_repo_reaches_the_mailing_list(
+    fake_hub: FakeHub, smtp: SmtpSink, tmp_path: Path
+) -> None:
+    """The daemon archives a repo, the Hub gates it, and exactly one urgent `repo_gated` mail
+    reaches the list through the daemon's own dispatcher; /metrics shows the outbox drained."""
+    repo = fake_hub.create_repo("org/m")
+    repo.commit({"config.json": b'{"v": 1}'})
+    config = write_config(
+        tmp_path,
+        fake_hub,
+        free_port(),
+        hf_watch("org/m"),
+        extra=email_toml(smtp.port, severity="urgent"),
+    )
+    with Daemons() as daemons:
+        daemon = daemons.start(tmp_path, config)
+        await daemon.wait_log("daemon_ready")
+        await daemon.wait_metric(
+            "seedvault_captures_total", 1, outcome="captured", watch="hf:org/m"
+        )
+        repo.gate("manual")
+        await poll_until("the repo_gated mail", lambda: smtp.messages, within_s=90)
+        await daemon.wait_metric("seedvault_outbox_size", 0)
+        assert await daemon.stop() == 0
+    assert len(smtp.messages) == 1
+    message = smtp.messages[0].message
+    assert "org/m" in message["Subject"]
+    assert "gated" in message["Subject"].lower()
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert "seedvault export" in smtp.messages[0].text()
