@@ -217,10 +217,12 @@ def watch_id(watch: HfWatch) -> str:
 
 
 class Watches:
-    """The ``[[watch.hf]]`` jobs: one per watch, polled with :func:`~seedvault.mirror.poll_hf`
-    through one shared :class:`HubClient` per endpoint + token (one API budget each), each poll
-    counted in the daemon's metrics. Other watch kinds are not run by this release: each is
-    logged once (``watch_not_supported``) and skipped."""
+    """The watch jobs: ``[[watch.hf]]`` polled with :func:`~seedvault.mirror.poll_hf` through
+    one shared :class:`HubClient` per endpoint + token (one API budget each);
+    ``[[watch.models_api]]`` and ``[[watch.page]]`` with :mod:`seedvault.provider` (jobs
+    ``watch:api:<id>`` and ``watch:page:<id>``, each followed by the page/list cross-checks);
+    every poll counted in the daemon's metrics. ``[[watch.probes]]`` is not run by this
+    release: logged once (``watch_not_supported``) and skipped."""
 
     def __init__(self, node: Node, scheduler: JobScheduler, metrics: DaemonMetrics) -> None:
         self.node, self.scheduler, self.metrics = node, scheduler, metrics
@@ -231,6 +233,7 @@ class Watches:
         self._clients: dict[tuple[str, str, int], HubClient] = {}
         self._retired: list[HubClient] = []
         self._unsupported: set[tuple[str, str]] = set()
+        self.providers: dict[str, ModelsApiWatch | PageWatch] = {}
 
     def apply(self, cfg: Config) -> None:
         """Schedule ``cfg``'s watches: add new ones, drop removed ones, reschedule changed ones
@@ -249,11 +252,18 @@ class Watches:
         for wid in added + changed:
             poll = functools.partial(self.poll, wid)
             self.scheduler.set_job(f"watch:{wid}", poll, float(wanted[wid].every.seconds))
-        others: list[tuple[str, Sequence[ModelsApiWatch | PageWatch | ProbesWatch]]] = [
-            ("models_api", cfg.watch.models_api),
-            ("page", cfg.watch.page),
-            ("probes", cfg.watch.probes),
-        ]
+        providers: dict[str, ModelsApiWatch | PageWatch] = {
+            **{f"api:{w.id}": w for w in cfg.watch.models_api},
+            **{f"page:{w.id}": w for w in cfg.watch.page},
+        }
+        for pid in sorted(set(self.providers) - set(providers)):
+            self.scheduler.remove_job(f"watch:{pid}")
+        for pid, pwatch in sorted(providers.items()):
+            if self.providers.get(pid) != pwatch:
+                poll_p = functools.partial(self.poll_provider, pid)
+                self.scheduler.set_job(f"watch:{pid}", poll_p, float(pwatch.every.seconds))
+        self.providers = providers
+        others: list[tuple[str, Sequence[ProbesWatch]]] = [("probes", cfg.watch.probes)]
         for kind, watches in others:
             for w in watches:
                 if (kind, w.id) not in self._unsupported:
@@ -319,6 +329,46 @@ class Watches:
         finally:
             structlog.contextvars.unbind_contextvars("watch")
         self._account(wid, result)
+
+    async def poll_provider(self, pid: str) -> None:
+        """One scheduled poll of a models list or a deprecation page, then the cross-checks
+        between pages and lists (upstream trouble becomes events, not errors)."""
+        from seedvault import provider  # only nodes that watch providers load it
+
+        watch = self.providers.get(pid)
+        if watch is None:
+            return
+        node = self.node
+        structlog.contextvars.bind_contextvars(watch=pid)
+        try:
+            if isinstance(watch, PageWatch):
+                result = await provider.poll_page(
+                    watch, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor
+                )
+            else:
+                result = await provider.poll_models_api(
+                    watch, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor
+                )
+            crossed = await provider.cross_check(
+                self.cfg.watch.models_api,
+                self.cfg.watch.page,
+                vault=node.vault,
+                catalog=node.catalog,
+            )
+        except SeedvaultError as exc:  # the vault or catalog failed: try again next time
+            log.error("watch_failed", error=str(exc), error_type=type(exc).__name__)
+            self.metrics.captures.inc(watch=pid, outcome="error")
+            return
+        finally:
+            structlog.contextvars.unbind_contextvars("watch")
+        self.metrics.captures.inc(watch=pid, outcome=result.status)
+        if result.ok:
+            self.metrics.last_success.set(time.time(), watch=pid)
+        events = (*result.events, *crossed)
+        for event in events:
+            self.metrics.events.inc(type=event.type)
+        if events and self.on_events is not None:
+            self.on_events()
 
     def _account(self, wid: str, result: PollResult) -> None:
         m = self.metrics
