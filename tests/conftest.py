@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from seedvault.store.base import Store
 from seedvault.store.fs import FsStore
 from seedvault.store.memory import MemoryStore
 from seedvault.vault import Vault
+from tests.test_alerts_support import SmtpSink, alert_nodes, running_sink
 
 pytest_plugins = ["tests.seaweed", "tests.fakehub"]
 
@@ -40,3 +42,17 @@ def any_vault(any_store: Store) -> Vault:
 def fs_vault(tmp_path: Path) -> Vault:
     """A fresh vault in a temporary directory."""
     return Vault.open(FsStore(tmp_path / "vault"))
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it accepted."""
+    with running_sink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[Any]:
+    """A factory of nodes with alert destinations under ``tmp_path`` (closed afterwards)."""
+    with alert_nodes(tmp_path) as make:
+        yield make

@@ -8,18 +8,13 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from seedvault.notify import Dispatcher
 from seedvault.notify.dispatch import FAULT_KILL_ENV
 from tests.test_alerts_support import (
     SmtpSink,
-    alert_nodes,
     at,
     email_toml,
     gone,
@@ -48,18 +43,6 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Any]:
-    with alert_nodes(tmp_path) as make:
-        yield make
 
 
 async def test_killed_between_acceptance_and_marking_resends_same_message_id(

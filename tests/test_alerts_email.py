@@ -5,12 +5,9 @@ digest, outages survived without loss or duplicates, dead letters reported and c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from seedvault.events import record_event
@@ -19,7 +16,6 @@ from tests.test_alerts_support import (
     COMMIT,
     HUB_KEY,
     SmtpSink,
-    alert_nodes,
     at,
     email_toml,
     gone,
@@ -27,18 +23,6 @@ from tests.test_alerts_support import (
     running_sink,
     shutdown,
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Any]:
-    with alert_nodes(tmp_path) as make:
-        yield make
 
 
 async def test_urgent_event_gives_one_message_with_headers_and_body(

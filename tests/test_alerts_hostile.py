@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import email
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from email.policy import SMTP, default
-from pathlib import Path
 from typing import Any
 
 import feedparser
-import pytest
 
 from seedvault.catalog import OutboxRow
 from seedvault.events import Event
@@ -21,7 +18,7 @@ from seedvault.notify import atom_feed, json_feed
 from seedvault.notify.email import build_message
 from seedvault.notify.render import EventFacts, build_content
 from seedvault.notify.webhook import json_body, slack_body
-from tests.test_alerts_support import PAGE_KEY, SmtpSink, alert_nodes, at, email_toml, running_sink
+from tests.test_alerts_support import PAGE_KEY, SmtpSink, at, email_toml
 
 EVIL_MODEL = "gpt-x\r\nBcc: victim@example.com\r\nX-Injected: yes\r\n\r\n<script>alert(1)</script>"
 LONG = "A" * 5000 + " " + "word " * 4000
@@ -64,18 +61,6 @@ def evil_alert() -> tuple[OutboxRow, Any]:
         thread_root="<root@node.example.edu>",
     )
     return row, build_content(row, [EventFacts(doc)], "https://node.example.edu")
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Any]:
-    with alert_nodes(tmp_path) as make:
-        yield make
 
 
 def test_header_injection_and_long_values_never_break_the_message() -> None:

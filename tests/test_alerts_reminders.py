@@ -3,40 +3,22 @@ date, sent once, none for a withdrawn date, and none for a date that moved away.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from seedvault.notify.base import Destination
 from seedvault.notify.reminders import KnownShutdown, due_reminders, known_shutdowns
 from tests.test_alerts_support import (
     T0,
     SmtpSink,
-    alert_nodes,
     at,
     email_toml,
     lifecycle,
-    running_sink,
     shutdown,
 )
 
 DAY = 86400
 LEADS = [30 * DAY, 7 * DAY, DAY]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Any]:
-    with alert_nodes(tmp_path) as make:
-        yield make
 
 
 async def test_reminders_fire_at_each_lead_time_once_and_never_for_withdrawn_dates(

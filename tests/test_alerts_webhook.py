@@ -7,10 +7,9 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from seedvault.notify import Dispatcher
 from seedvault.notify.base import webhook_destination
 from seedvault.notify.render import archived_for, build_content
 from seedvault.notify.webhook import WebhookNotifier, decode_secret
-from tests.test_alerts_support import COMMIT, alert_nodes, at, gone, lifecycle, shutdown
+from tests.test_alerts_support import COMMIT, at, gone, lifecycle, shutdown
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 ENV = {"SEEDVAULT_WEBHOOK_SECRET": SECRET}
@@ -69,12 +68,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec.url = f"http://127.0.0.1:{port}/hooks/secret-path-token"
     yield rec
     await runner.cleanup()
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Any]:
-    with alert_nodes(tmp_path) as make:
-        yield make
 
 
 def webhook_toml(url: str, **keys: Any) -> str:

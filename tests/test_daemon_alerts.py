@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.fakehub import FakeHub
-from tests.test_alerts_support import SmtpSink, email_toml, running_sink
+from tests.test_alerts_support import SmtpSink, email_toml
 from tests.test_daemon_support import Daemons, free_port, hf_watch, poll_until, write_config
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with running_sink() as sink:
-        yield sink
 
 
 async def test_gated_repo_reaches_the_mailing_list(
