@@ -65,21 +65,33 @@ def export_plain(
         if not _inside(root, target) or target.is_symlink():
             raise UnsafePathError(f"{f.path!r} would be written outside {root}")
         partial = target.parent / f".{target.name}.seedvault-partial-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(partial, "xb") as out:
-                for piece in vault.iter_file(f.blake3):
-                    out.write(piece)
-                    if on_bytes is not None:
-                        on_bytes(len(piece))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise
+        _write_verified(vault, f.blake3, partial, target, on_bytes)
         written.append(target)
     return written
+
+
+def _write_verified(
+    vault: Vault,
+    blake3: str,
+    partial: Path,
+    target: Path,
+    on_bytes: Callable[[int], None] | None,
+) -> None:
+    """Stream file ``blake3`` into ``partial`` (verified, fsynced), then rename it to
+    ``target``; on any failure the partial file is removed and nothing has the final name."""
+    try:
+        with open(partial, "xb") as out:
+            for piece in vault.iter_file(blake3):
+                out.write(piece)
+                if on_bytes is not None:
+                    on_bytes(len(piece))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
 
 
 def _write_blob(vault: Vault, entry: FileEntry, blobs: Path) -> HubFile:
@@ -100,17 +112,7 @@ def _write_blob(vault: Vault, entry: FileEntry, blobs: Path) -> HubFile:
     if target.is_file() and not target.is_symlink() and target.stat().st_size == entry.size:
         return hub
     partial = blobs / f".{entry.blake3[:16]}.seedvault-partial-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(partial, "xb") as out:
-            for piece in vault.iter_file(entry.blake3):
-                out.write(piece)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        raise
+    _write_verified(vault, entry.blake3, partial, target, None)
     return hub
 
 
