@@ -12,7 +12,7 @@ from typing import Any
 
 import feedparser
 
-from seedvault.catalog import OutboxRow
+from seedvault.catalog_outbox import OutboxRow
 from seedvault.events import Event
 from seedvault.notify import atom_feed, json_feed
 from seedvault.notify.email import build_message

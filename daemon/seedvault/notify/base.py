@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import blake3
 
-from seedvault.catalog import OutboxRow
+from seedvault.catalog_outbox import OutboxRow
 from seedvault.config import EmailAlert, WebhookAlert, parse_duration
 from seedvault.errors import ConfigError
 from seedvault.events import SEVERITY, Severity

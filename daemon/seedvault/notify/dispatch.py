@@ -46,7 +46,8 @@ from typing import Any
 import blake3
 import structlog
 
-from seedvault.catalog import Catalog, OutboxRow
+from seedvault.catalog import Catalog
+from seedvault.catalog_outbox import OutboxRow
 from seedvault.config import Config
 from seedvault.errors import AlertDeliveryError, ConfigError
 from seedvault.events import AT_FORMAT, Event

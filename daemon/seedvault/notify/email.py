@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import structlog
 
-from seedvault.catalog import OutboxRow
+from seedvault.catalog_outbox import OutboxRow
 from seedvault.config import EmailAlert
 from seedvault.errors import AlertDeliveryError
 from seedvault.events import AT_FORMAT

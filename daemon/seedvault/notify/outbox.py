@@ -26,7 +26,8 @@ from datetime import datetime
 
 import structlog
 
-from seedvault.catalog import Catalog, OutboxRow
+from seedvault.catalog import Catalog
+from seedvault.catalog_outbox import OutboxRow
 from seedvault.events import AT_FORMAT, Event
 from seedvault.vault import Vault
 

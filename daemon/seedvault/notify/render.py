@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from seedvault.catalog import Catalog, OutboxRow, SnapshotRow
+from seedvault.catalog import Catalog, SnapshotRow
+from seedvault.catalog_outbox import OutboxRow
 
 MAX_VALUE_CHARS = 2000
 MAX_ARCHIVED_SHOWN = 5

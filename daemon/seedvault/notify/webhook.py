@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from seedvault import __version__
-from seedvault.catalog import OutboxRow
+from seedvault.catalog_outbox import OutboxRow
 from seedvault.config import WebhookAlert
 from seedvault.errors import AlertDeliveryError
 from seedvault.notify.base import Destination
