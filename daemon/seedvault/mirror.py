@@ -66,7 +66,7 @@ from seedvault.sources.hf import (
     RepoUnavailable,
     RevisionNotFound,
 )
-from seedvault.sources.hf_client import Refs, RepoType, RevisionInfo
+from seedvault.sources.hf_types import Refs, RepoType, RevisionInfo
 from seedvault.sources.spec import hf_source_key
 from seedvault.vault import Vault
 

@@ -48,7 +48,7 @@ from seedvault.ingest import Ingestor
 from seedvault.manifest import Manifest
 from seedvault.sources.base import Expected
 from seedvault.sources.hf import HubClient
-from seedvault.sources.hf_client import RepoType
+from seedvault.sources.hf_types import RepoType
 from seedvault.vault import FileRecord, Vault
 
 log = structlog.get_logger(__name__)

@@ -20,9 +20,9 @@ from fnmatch import fnmatchcase
 from seedvault.errors import UpstreamError, UsageError
 from seedvault.manifest import check_path
 from seedvault.sources.base import Artifact, Expected, Observation
-from seedvault.sources.hf_client import (
+from seedvault.sources.hf_client import HubClient
+from seedvault.sources.hf_types import (
     GitBlobHasher,
-    HubClient,
     RateLimited,
     RepoDisabled,
     RepoGated,
