@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fixtures.providers.fakeprovider import FakeProvider, PageAnswer, fake_provider
+from seedvault.catalog import Catalog
+from seedvault.events import record_event
+from seedvault.store.fs import FsStore
+from seedvault.vault import Vault
+from tests.fixtures.providers.fakechat import Model
+from tests.fixtures.providers.fakeprovider import (
+    KEY,
+    FakeProvider,
+    PageAnswer,
+    card,
+    fake_provider,
+)
+from tests.test_alerts_support import lifecycle, shutdown
 from tests.test_daemon_support import Daemons, free_port, ls_json, write_config
 
 __all__ = ["fake_provider"]
@@ -36,3 +48,46 @@ async def test_run_archives_a_watched_deprecation_page(
         assert await daemon.stop() == 0
     listed = await ls_json(tmp_path)
     assert [row["source"] for row in listed] == ["page/openai-deprecations"]
+
+
+async def test_run_probes_models_on_schedule_and_rescues_a_deprecated_one(
+    fake_provider: FakeProvider, tmp_path: Path
+) -> None:
+    """A [[watch.probes]] runs its suite on schedule (a snapshot of probes/<id>/<model>), and a
+    deprecation recorded for the model makes the rescue check run the suite again, labelled
+    last-known-behaviour with trigger "rescue"."""
+    fake_provider.chat.models["chat-small"] = Model()
+    fake_provider.set_models("openai", card("openai", "chat-small"))
+    # the deprecation is known before the daemon starts (journal + catalog, as a page poll
+    # would have recorded it)
+    vault = Vault.open(FsStore(tmp_path / "vault"))
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    record_event(
+        vault, catalog, lifecycle("deprecated", "chat-small", {"shutdown": shutdown("2031-01-01")})
+    )
+    catalog.close()
+    watch = (
+        f'[[watch.models_api]]\nid = "api"\nflavor = "openai"\n'
+        f'base_url = "{fake_provider.base_url("openai")}"\napi_key_env = "SV_TEST_PROVIDER_KEY"\n'
+        'every = "1h"\n'
+        '[[watch.probes]]\nid = "probes"\napi = "api"\nmodels = ["chat-small"]\nevery = "1h"\n'
+        "repeat = 1\n"
+    )
+    config = write_config(tmp_path, None, free_port(), watch)
+    with Daemons() as daemons:
+        daemon = daemons.start(tmp_path, config, env={"SV_TEST_PROVIDER_KEY": KEY})
+        await daemon.wait_log("daemon_ready")
+        await daemon.wait_metric(
+            "seedvault_captures_total", 2, outcome="captured", watch="probes:probes"
+        )
+        assert await daemon.stop() == 0
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    rows = catalog.snapshots("probes/probes/chat-small")
+    catalog.close()
+    assert len(rows) == 2
+    vault = Vault.open(FsStore(tmp_path / "vault"))
+    manifests = [vault.snapshot(r.id) for r in rows]
+    assert sorted(m.trigger or "" for m in manifests) == ["rescue", "scheduled"]
+    rescue = next(m for m in manifests if m.trigger == "rescue")
+    assert rescue.labels == ("last-known-behaviour",)
+    assert rescue.upstream["exchanges"] == 5 * 5  # five probes, five repeats

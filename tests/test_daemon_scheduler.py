@@ -46,12 +46,14 @@ async def test_a_job_never_overlaps_itself_and_captures_queue_for_a_slot() -> No
 
 
 async def test_reload_adds_removes_and_reschedules_watches(tmp_path: Path) -> None:
-    """apply() turns a new config's watch list into job changes (hub repos and provider pages);
-    behaviour probes, not run by this release, are skipped with one log line each."""
+    """apply() turns a new config's watch list into job changes (hub repos, provider pages,
+    behaviour probes with their rescue checks)."""
     port = free_port()
     first = load_config(write_config(tmp_path, None, port, hf_watch("org/a") + hf_watch("org/b")))
     page = '[[watch.page]]\nid = "p"\nprovider = "openai"\nurl = "http://127.0.0.1:9/x"\n'
-    page += '[[watch.probes]]\nid = "q"\napi = "none"\nmodels = ["m"]\n'
+    page += '[[watch.models_api]]\nid = "api"\nflavor = "openai"\nbase_url = "http://127.0.0.1:9"\n'
+    page += 'api_key_env = "PATH"\n'
+    page += '[[watch.probes]]\nid = "q"\napi = "api"\nmodels = ["m"]\nevery = "2h"\n'
     second = load_config(
         write_config(tmp_path, None, port, hf_watch("org/a", "5s") + hf_watch("org/c") + page)
     )
@@ -63,15 +65,24 @@ async def test_reload_adds_removes_and_reschedules_watches(tmp_path: Path) -> No
             watches.apply(first)
             assert scheduler.job_ids() == ["watch:hf:org/a", "watch:hf:org/b"]
             watches.apply(second)
-            assert scheduler.job_ids() == ["watch:hf:org/a", "watch:hf:org/c", "watch:page:p"]
+            assert scheduler.job_ids() == [
+                "watch:api:api",
+                "watch:hf:org/a",
+                "watch:hf:org/c",
+                "watch:page:p",
+                "watch:probes:q",
+                "watch:rescue:q",
+            ]
             assert scheduler.every_s("watch:hf:org/a") == 5.0
+            assert scheduler.every_s("watch:probes:q") == 7200.0
+            assert scheduler.every_s("watch:rescue:q") == 900.0
             watches.apply(second)
         scheduled = [e for e in logs if e["event"] == "watches_scheduled"]
         assert scheduled[1]["added"] == ["hf:org/c"]
         assert scheduled[1]["removed"] == ["hf:org/b"]
         assert scheduled[1]["changed"] == ["hf:org/a"]
         assert scheduled[2]["added"] == scheduled[2]["changed"] == []
-        skipped = [e for e in logs if e["event"] == "watch_not_supported"]
-        assert [(e["kind"], e["watch"]) for e in skipped] == [("probes", "q")]
+        watches.apply(first)
+        assert scheduler.job_ids() == ["watch:hf:org/a", "watch:hf:org/b"]
         await scheduler.stop(1.0)
         await watches.close()

@@ -301,6 +301,42 @@ def cmd_deprecations_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from seedvault import provider
+
+    cfg = _config(args)
+    watch = next((w for w in cfg.watch.probes if w.id == args.watch), None)
+    if watch is None:
+        known = ", ".join(w.id for w in cfg.watch.probes) or "none configured"
+        raise UsageError(f"{args.watch}: no [[watch.probes]] with this id ({known})")
+    api = next(a for a in cfg.watch.models_api if a.id == watch.api)
+    models = [args.model] if args.model else list(watch.models)
+    if args.model and args.model not in watch.models:
+        raise UsageError(f"{args.model}: not among the models of {watch.id}")
+    if args.repeat is not None and args.repeat < 1:
+        raise UsageError("--repeat: at least 1")
+    labels = (provider.RESCUE_LABEL,) if args.rescue else ()
+    trigger = "rescue" if args.rescue else "manual"
+    repeat = args.repeat or (max(watch.repeat, provider.RESCUE_REPEAT) if args.rescue else None)
+    worst = 0
+    with Node.open(cfg) as node:
+        for model in models:
+            result = asyncio.run(
+                provider.poll_probes(
+                    watch, api, model, vault=node.vault, catalog=node.catalog,
+                    ingestor=node.ingestor, trigger=trigger, labels=labels, repeat=repeat,
+                )
+            )  # fmt: skip
+            events = ", ".join(e.type for e in result.events) or "no event"
+            detail = f" ({result.detail})" if result.detail else ""
+            print(f"{model}: {result.status}{detail}: {events}", file=sys.stderr)
+            if result.snapshot:
+                print(result.snapshot)
+            if not result.ok:
+                worst = 1
+    return worst
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -367,6 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
         "HTTP server only: the Hub-compatible API (HF_ENDPOINT=http://node:8470), /v1, health",
     )
     add("check-config", cmd_check_config, "validate the config and print effective settings")
+    p = add(
+        "probe",
+        cmd_probe,
+        "run a [[watch.probes]] suite once now; print each run's snapshot id and its events",
+    )
+    p.add_argument("watch", metavar="WATCH", help="the [[watch.probes]] id")
+    p.add_argument("--model", help="only this model of the watch")
+    p.add_argument(
+        "--rescue",
+        action="store_true",
+        help='label the run "last-known-behaviour" (trigger rescue; at least 5 repeats)',
+    )
+    p.add_argument("--repeat", type=int, metavar="N", help="repeats per probe (default: watch's)")
     dep = sub.add_parser("deprecations", help="provider deprecation pages")
     dep_sub = dep.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = dep_sub.add_parser(

@@ -334,7 +334,48 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         if wid in seen:
             raise ConfigError(f"watch.hf[{i}].id: duplicate watch id {wid!r}")
         seen.add(wid)
+    _check_probes(cfg)
     return cfg
+
+
+def _check_probes(cfg: Config) -> None:
+    from seedvault.sources.probes import CHAT_FLAVORS, load_suite  # imports this module
+
+    apis = {w.id: w for w in cfg.watch.models_api}
+    seen: set[str] = set()
+    for i, w in enumerate(cfg.watch.probes):
+        at = f"watch.probes[{i}]"
+        if w.id in seen:
+            raise ConfigError(f"{at}.id: duplicate watch id {w.id!r}")
+        seen.add(w.id)
+        api = apis.get(w.api)
+        if api is None:
+            raise ConfigError(f"{at}.api: no [[watch.models_api]] has the id {w.api!r}")
+        if api.flavor not in CHAT_FLAVORS:
+            raise ConfigError(
+                f"{at}.api: probes speak the {', '.join(CHAT_FLAVORS)} chat APIs; "
+                f"{w.api!r} is {api.flavor}"
+            )
+        if not w.models or len(set(w.models)) != len(w.models):
+            raise ConfigError(f"{at}.models: at least one model, each once")
+        if w.repeat < 1:
+            raise ConfigError(f"{at}.repeat: at least 1 (3 or more measure the noise)")
+        for j, lead in enumerate(w.rescue_before):
+            try:
+                parse_duration(lead)
+            except ValueError as exc:
+                raise ConfigError(f"{at}.rescue_before[{j}]: {exc}") from None
+        try:
+            load_suite(w.suite)
+        except ConfigError as exc:
+            raise ConfigError(f"{at}.suite: {exc}") from None
+
+
+def _suite_path(base: Path, suite: str) -> str:
+    """A suite file path made absolute against the config's folder; bundled names stay."""
+    if "/" not in suite and not suite.endswith(".toml"):
+        return suite
+    return _resolve(base, suite)
 
 
 def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:
@@ -367,6 +408,13 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
         cfg,
         vault=replace(cfg.vault, path=_resolve(base, cfg.vault.path)),
         catalog=replace(cfg.catalog, path=_resolve(base, cfg.catalog.path)),
+    )
+    cfg = replace(
+        cfg,
+        watch=replace(
+            cfg.watch,
+            probes=[replace(w, suite=_suite_path(base, w.suite)) for w in cfg.watch.probes],
+        ),
     )
     return _check(cfg, environ)
 

@@ -52,10 +52,16 @@ from seedvault.sources.hf import HubClient
 
 if TYPE_CHECKING:
     from seedvault.app import Node
+    from seedvault.events import Event
+    from seedvault.provider import WatchResult
 
 log = structlog.get_logger(__name__)
 
 FIRST_RUN_SPREAD_S = 5.0
+RESCUE_CHECK_S = 900
+"""How often, at most, a probes watch looks for due rescue runs (seconds)."""
+RESCUE_TRIGGERS = frozenset({"deprecated", "shutdown_date_set", "shutdown_date_moved"})
+"""Events after which the rescue checks run at once."""
 MAX_JITTER_S = 300.0
 JobFunc = Callable[[], Awaitable[None]]
 
@@ -135,6 +141,12 @@ class JobScheduler:
             next_run_time=datetime.now(UTC) + timedelta(seconds=first_s),
             replace_existing=True,
         )
+
+    def run_soon(self, job_id: str) -> None:
+        """Run ``job_id`` now instead of at its next time (no-op for an unknown job)."""
+        if job_id in self._jobs:
+            with contextlib.suppress(LookupError):
+                self._aps.modify_job(job_id, next_run_time=datetime.now(UTC))
 
     def remove_job(self, job_id: str) -> None:
         """Stop scheduling ``job_id`` (a run in flight finishes)."""
@@ -221,8 +233,10 @@ class Watches:
     one shared :class:`HubClient` per endpoint + token (one API budget each);
     ``[[watch.models_api]]`` and ``[[watch.page]]`` with :mod:`seedvault.provider` (jobs
     ``watch:api:<id>`` and ``watch:page:<id>``, each followed by the page/list cross-checks);
-    every poll counted in the daemon's metrics. ``[[watch.probes]]`` is not run by this
-    release: logged once (``watch_not_supported``) and skipped."""
+    ``[[watch.probes]]`` runs its suite on every model each ``every`` (job
+    ``watch:probes:<id>``) and checks for due rescue runs every :data:`RESCUE_CHECK_S` at most
+    (job ``watch:rescue:<id>``, also run at once after a provider poll that recorded a
+    ``deprecated`` or shutdown-date event); every poll counted in the daemon's metrics."""
 
     def __init__(self, node: Node, scheduler: JobScheduler, metrics: DaemonMetrics) -> None:
         self.node, self.scheduler, self.metrics = node, scheduler, metrics
@@ -232,7 +246,7 @@ class Watches:
         self.watches: dict[str, HfWatch] = {}
         self._clients: dict[tuple[str, str, int], HubClient] = {}
         self._retired: list[HubClient] = []
-        self._unsupported: set[tuple[str, str]] = set()
+        self.probes: dict[str, ProbesWatch] = {}
         self.providers: dict[str, ModelsApiWatch | PageWatch] = {}
 
     def apply(self, cfg: Config) -> None:
@@ -263,17 +277,18 @@ class Watches:
                 poll_p = functools.partial(self.poll_provider, pid)
                 self.scheduler.set_job(f"watch:{pid}", poll_p, float(pwatch.every.seconds))
         self.providers = providers
-        others: list[tuple[str, Sequence[ProbesWatch]]] = [("probes", cfg.watch.probes)]
-        for kind, watches in others:
-            for w in watches:
-                if (kind, w.id) not in self._unsupported:
-                    self._unsupported.add((kind, w.id))
-                    log.warning(
-                        "watch_not_supported",
-                        kind=kind,
-                        watch=w.id,
-                        detail=f"[[watch.{kind}]] is not yet run by this release: skipped",
-                    )
+        probes = {w.id: w for w in cfg.watch.probes}
+        for wid in sorted(set(self.probes) - set(probes)):
+            self.scheduler.remove_job(f"watch:probes:{wid}")
+            self.scheduler.remove_job(f"watch:rescue:{wid}")
+        for wid, pw in sorted(probes.items()):
+            if self.probes.get(wid) != pw:
+                run = functools.partial(self.poll_probes, wid)
+                self.scheduler.set_job(f"watch:probes:{wid}", run, float(pw.every.seconds))
+                check = functools.partial(self.poll_probes, wid, rescue=True)
+                every = float(min(pw.every.seconds, RESCUE_CHECK_S))
+                self.scheduler.set_job(f"watch:rescue:{wid}", check, every)
+        self.probes = probes
         log.info(
             "watches_scheduled",
             watches=sorted(wanted),
@@ -361,14 +376,63 @@ class Watches:
             return
         finally:
             structlog.contextvars.unbind_contextvars("watch")
-        self.metrics.captures.inc(watch=pid, outcome=result.status)
-        if result.ok:
-            self.metrics.last_success.set(time.time(), watch=pid)
-        events = (*result.events, *crossed)
+        self._account_provider(pid, [result], crossed)
+
+    async def poll_probes(self, wid: str, rescue: bool = False) -> None:
+        """One scheduled run of ``[[watch.probes]]`` ``wid`` on every model, or (``rescue``)
+        the rescue runs now due (usually none)."""
+        from seedvault import provider
+
+        watch = self.probes.get(wid)
+        api = self._probe_api(watch)
+        if watch is None or api is None:
+            return
+        node, pid = self.node, f"probes:{wid}"
+        vault, catalog, ingestor = node.vault, node.catalog, node.ingestor
+        structlog.contextvars.bind_contextvars(watch=pid)
+        try:
+            if rescue:
+                results = await provider.rescue_probes(
+                    watch, api, vault=vault, catalog=catalog, ingestor=ingestor
+                )
+            else:
+                results = [
+                    await provider.poll_probes(
+                        watch, api, model, vault=vault, catalog=catalog, ingestor=ingestor
+                    )
+                    for model in watch.models
+                ]
+        except SeedvaultError as exc:
+            log.error("watch_failed", error=str(exc), error_type=type(exc).__name__)
+            self.metrics.captures.inc(watch=pid, outcome="error")
+            return
+        finally:
+            structlog.contextvars.unbind_contextvars("watch")
+        self._account_provider(pid, results)
+
+    def _probe_api(self, watch: ProbesWatch | None) -> ModelsApiWatch | None:
+        if watch is None:
+            return None  # removed by a reload while waiting for a slot
+        for api in self.cfg.watch.models_api:
+            if api.id == watch.api:
+                return api
+        return None  # pragma: no cover - refused when the config is loaded
+
+    def _account_provider(
+        self, pid: str, results: Sequence[WatchResult], more: Sequence[Event] = ()
+    ) -> None:
+        for result in results:
+            self.metrics.captures.inc(watch=pid, outcome=result.status)
+            if result.ok:
+                self.metrics.last_success.set(time.time(), watch=pid)
+        events = [*(e for r in results for e in r.events), *more]
         for event in events:
             self.metrics.events.inc(type=event.type)
         if events and self.on_events is not None:
             self.on_events()
+        if any(e.type in RESCUE_TRIGGERS for e in events):
+            for wid in self.probes:
+                self.scheduler.run_soon(f"watch:rescue:{wid}")
 
     def _account(self, wid: str, result: PollResult) -> None:
         m = self.metrics

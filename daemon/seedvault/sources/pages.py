@@ -1,14 +1,14 @@
 """Provider pages: the guarded fetch of a deprecation page, and the page as a capture source.
 
 The fetcher safety rules of ``providers.md`` §1 hold before anything is stored.
-:func:`http_get` never follows a redirect, retries network errors, 408, 429 and 5xx with
-backoff, honours ``Retry-After`` (seconds or an HTTP date) up to a cap, and stops reading a
-body over its byte limit (:mod:`.models_api` uses it too). :func:`fetch_page` accepts only a
-200 whose body passes :func:`check_page`: the watch's size bounds, every required marker (so
-same-sized login, error and bot-challenge pages are refused) and the shrink limit against the
-last good copy. A redirect raises :class:`PageMoved`, a refused body :class:`PageRejected`,
-anything else :class:`FetchError`; none reaches the vault, so a failed or truncated fetch
-never replaces the last good copy.
+:func:`http_request` (and :func:`http_get`) never follows a redirect, retries network errors,
+408, 429, 5xx and 529 with backoff, honours ``Retry-After`` (seconds or an HTTP date) up to a
+cap, and stops reading a body over its byte limit (:mod:`.models_api` and :mod:`.probes` use
+it too). :func:`fetch_page` accepts only a 200 whose body passes :func:`check_page`: the
+watch's size bounds, every required marker (so same-sized login, error and bot-challenge pages
+are refused) and the shrink limit against the last good copy. A redirect raises
+:class:`PageMoved`, a refused body :class:`PageRejected`, anything else :class:`FetchError`;
+none reaches the vault, so a failed or truncated fetch never replaces the last good copy.
 
 An accepted body is the single file (``page.md``/``.html``/``.txt``, bytes as served) of a
 :class:`PageSource` (kind ``page``, key ``page/<id>``), so an unchanged page is an unchanged
@@ -50,7 +50,7 @@ from seedvault.vault import Vault
 log = structlog.get_logger(__name__)
 
 USER_AGENT = f"seedvault/{__version__}"
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})  # 529: Anthropic overloaded
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = "text/markdown, text/plain;q=0.9, text/html;q=0.8, */*;q=0.1"
 _SUFFIXES = {"text/markdown": ".md", "text/x-markdown": ".md", "text/html": ".html"}
@@ -159,7 +159,23 @@ async def http_get(
     policy: RetryPolicy = DEFAULT_RETRY,
     max_bytes: int = 64 * 1024 * 1024,
 ) -> HttpAnswer:
-    """GET ``url`` without following redirects, retrying transient failures.
+    """GET ``url``: :func:`http_request` with no body."""
+    return await http_request(
+        session, "GET", url, headers=headers, policy=policy, max_bytes=max_bytes
+    )
+
+
+async def http_request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    max_bytes: int = 64 * 1024 * 1024,
+) -> HttpAnswer:
+    """Send one request without following redirects, retrying transient failures.
 
     Returns the first answer that is not retryable, or the last one when the attempts are used
     up on 408/429/5xx; the caller judges the status. ``headers`` may hold credentials: they are
@@ -175,15 +191,20 @@ async def http_get(
     for attempt in range(1, attempts + 1):
         advised: float | None = None
         try:
-            async with session.get(
-                url, headers=dict(headers or {}), allow_redirects=False, timeout=timeout
+            async with session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=body,
+                allow_redirects=False,
+                timeout=timeout,
             ) as resp:
                 declared = resp.content_length
                 if declared is not None and declared > max_bytes:
                     raise FetchError("too_large", f"{shown}: {declared} bytes, over {max_bytes}")
-                body = await _read_capped(resp, max_bytes, shown)
+                content = await _read_capped(resp, max_bytes, shown)
                 answer = HttpAnswer(
-                    url, resp.status, {k.lower(): v for k, v in resp.headers.items()}, body
+                    url, resp.status, {k.lower(): v for k, v in resp.headers.items()}, content
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__

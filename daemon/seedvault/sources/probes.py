@@ -1,0 +1,541 @@
+"""Behaviour probes: a versioned suite of chat requests, run against an API and kept as evidence.
+
+**Suite format 1** (a TOML file; ``suite = "basic"`` names the bundled one, in
+``seedvault/suites/``)::
+
+    format = 1                      # this file format
+    name = "basic"
+    version = "2026.11.1"           # the suite's own version: change it when any probe changes
+    [defaults]                      # parameters every probe sends unless it overrides them
+    max_tokens = 200
+    temperature = 0
+    seed = 1234
+    optional = ["temperature", "seed", "logprobs"]   # dropped if the API answers 400
+    [[probes]]
+    id = "arithmetic"
+    messages = [{role = "user", content = "What is 17 times 23? Reply with the number only."}]
+    scorer = {kind = "numeric", expect = 391}         # optional (probe_scoring.py)
+
+Parameters: ``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop`` and ``logprobs``.
+Each flavor sends the ones it has (Anthropic has no ``seed`` and no ``logprobs``, and takes
+``system`` messages as its top-level ``system``). A parameter listed in ``optional`` may be
+omitted: when a request carrying optional parameters is answered 400, it is sent once more
+without them, and they stay omitted for the rest of that run (newer Anthropic and OpenAI
+models reject non-default sampling parameters); the record says what was omitted.
+
+**A run** (:func:`run_suite`) sends every probe ``repeat`` times, one request at a time, and
+records per exchange (``providers.md`` §3): the request as sent (URL without credentials, the
+JSON body; headers never), the HTTP status and error class, an allow-list of response headers,
+the full response body (the API key, should a provider echo it, replaced by ``[redacted]``),
+the parsed fields (``model``, ``system_fingerprint``, ``finish_reason``, ``usage``,
+``content``, ``logprobs``), the time taken, and derived values (normalised-text hash, score).
+The run is one ``run.json`` beside the exact suite file (``suite.toml``) in a snapshot of kind
+``api-probes`` under ``probes/<watch id>/<model>`` (:class:`ProbeRunSource`): the snapshot id
+names the whole run. Error classes: ``not_found`` (404 or a not-found code), ``bad_request``
+(other 4xx except the next two), ``auth`` (401/403), ``rate_limited`` (429 after the retries),
+``server`` (5xx/529 after the retries), ``network``. A run holding any of the last four is
+*inconclusive*: it is kept, but never compared (``probe_compare.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from seedvault.errors import ConfigError
+from seedvault.manifest import key_segment
+from seedvault.sources.base import Observation
+from seedvault.sources.models_api import FLAVORS, NOT_FOUND_CODES
+from seedvault.sources.pages import (
+    DEFAULT_RETRY,
+    FetchError,
+    RetryPolicy,
+    bytes_artifact,
+    http_request,
+    where,
+)
+from seedvault.sources.probe_scoring import Scorer, normalise, score, text_hash
+from seedvault.vault import iso_seconds, utc_now
+
+log = structlog.get_logger(__name__)
+
+SUITE_FORMAT = 1
+RUN_FORMAT = 1
+CHAT_FLAVORS = ("openai", "mistral", "anthropic")
+"""Models-list flavors whose chat API the runner speaks (mistral is OpenAI-compatible)."""
+PARAMETERS = ("max_tokens", "temperature", "top_p", "seed", "stop", "logprobs")
+INCONCLUSIVE = frozenset({"auth", "rate_limited", "server", "network"})
+"""Error classes that say nothing about the model: a run holding one is never compared."""
+HEADER_ALLOW = (
+    "x-request-id",
+    "request-id",
+    "openai-model",
+    "openai-version",
+    "openai-processing-ms",
+    "anthropic-model",
+    "x-model",
+    "deprecation",
+    "sunset",
+    "warning",
+)
+"""Response headers a run records (the rest, cookies and account details among them, are not)."""
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_TOKENS = 256
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_BUNDLED = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Probe:
+    id: str
+    messages: tuple[tuple[str, str], ...]
+    """(role, content) pairs."""
+    params: Mapping[str, Any]
+    scorer: Scorer | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed probe suite and the exact bytes it came from."""
+
+    name: str
+    version: str
+    probes: tuple[Probe, ...]
+    optional: frozenset[str]
+    raw: bytes = field(repr=False)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+def bundled_suites() -> list[str]:
+    """Names of the suites shipped inside the package."""
+    folder = resources.files("seedvault").joinpath("suites")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_suite(spec: str, *, base: Path | None = None) -> Suite:
+    """The suite ``spec`` names: a bundled suite name, else a path (relative to ``base``).
+
+    Raises:
+        ConfigError: no such suite, unreadable, not TOML, or not a valid format-1 suite (the
+            message says which field).
+    """
+    if _BUNDLED.match(spec) and spec in bundled_suites():
+        raw = resources.files("seedvault").joinpath("suites", f"{spec}.toml").read_bytes()
+        where_ = f"bundled suite {spec!r}"
+    else:
+        path = Path(spec)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        if not path.is_file():
+            known = ", ".join(bundled_suites())
+            raise ConfigError(f"probe suite {spec!r}: no such file, nor a bundled suite ({known})")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"probe suite {spec!r}: {exc.strerror}") from None
+        where_ = str(path)
+    return parse_suite(raw, where_)
+
+
+def parse_suite(raw: bytes, where_: str = "suite") -> Suite:
+    """Parse and validate suite bytes (see :func:`load_suite` for the errors)."""
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{where_}: not a TOML file ({exc})") from None
+    try:
+        return _suite(doc, raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where_}: {exc}") from None
+
+
+def _suite(doc: dict[str, Any], raw: bytes) -> Suite:
+    if doc.get("format") != SUITE_FORMAT:
+        raise ValueError(f"format: this release reads format {SUITE_FORMAT}")
+    unknown = sorted(set(doc) - {"format", "name", "version", "description", "defaults", "probes"})
+    if unknown:
+        raise ValueError(f"unknown key(s): {', '.join(unknown)}")
+    name, version = doc.get("name"), doc.get("version")
+    if not isinstance(name, str) or not _ID.match(name):
+        raise ValueError("name: letters, digits, '.', '_' or '-' (at most 64)")
+    if not isinstance(version, str) or not version.strip():
+        raise ValueError("version: a non-empty string")
+    defaults = dict(doc.get("defaults", {}))
+    optional = defaults.pop("optional", [])
+    if not isinstance(optional, list) or not set(optional) <= set(PARAMETERS):
+        raise ValueError(f"defaults.optional: a list of {', '.join(PARAMETERS)}")
+    base = _params(defaults, "defaults")
+    probes_raw = doc.get("probes")
+    if not isinstance(probes_raw, list) or not probes_raw:
+        raise ValueError("probes: at least one [[probes]] table")
+    probes: list[Probe] = []
+    for i, item in enumerate(probes_raw):
+        at = f"probes[{i}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{at}: a table")
+        extra = sorted(set(item) - {"id", "messages", "params", "scorer", "description"})
+        if extra:
+            raise ValueError(f"{at}: unknown key(s): {', '.join(extra)}")
+        pid = item.get("id")
+        if not isinstance(pid, str) or not _ID.match(pid):
+            raise ValueError(f"{at}.id: letters, digits, '.', '_' or '-' (at most 64)")
+        if any(p.id == pid for p in probes):
+            raise ValueError(f"{at}.id: {pid!r} appears twice")
+        messages = _messages(item.get("messages"), f"{at}.messages")
+        params = {**base, **_params(item.get("params", {}), f"{at}.params")}
+        scorer = None
+        if "scorer" in item:
+            scorer = Scorer.from_toml(item["scorer"], f"{at}.scorer")
+        probes.append(Probe(pid, messages, params, scorer))
+    return Suite(name, version, tuple(probes), frozenset(optional), raw)
+
+
+def _messages(raw: Any, at: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{at}: a non-empty list of {{role, content}} tables")
+    out: list[tuple[str, str]] = []
+    for j, msg in enumerate(raw):
+        if not isinstance(msg, dict) or set(msg) != {"role", "content"}:
+            raise ValueError(f"{at}[{j}]: a table with exactly role and content")
+        role, content = msg["role"], msg["content"]
+        if role not in ROLES or not isinstance(content, str) or not content:
+            raise ValueError(f"{at}[{j}]: role one of {', '.join(ROLES)}, content a string")
+        out.append((role, content))
+    if out[-1][0] != "user":
+        raise ValueError(f"{at}: the last message must be the user's")
+    return tuple(out)
+
+
+def _params(raw: Any, at: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{at}: a table")
+    unknown = sorted(set(raw) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"{at}: unknown parameter(s): {', '.join(unknown)}")
+    for name, value in raw.items():
+        ok = {
+            "max_tokens": isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            "temperature": isinstance(value, int | float) and not isinstance(value, bool),
+            "top_p": isinstance(value, int | float) and not isinstance(value, bool),
+            "seed": isinstance(value, int) and not isinstance(value, bool),
+            "stop": isinstance(value, list) and all(isinstance(s, str) for s in value),
+            "logprobs": isinstance(value, bool),
+        }[name]
+        if not ok:
+            raise ValueError(f"{at}.{name}: wrong type ({value!r})")
+    return dict(raw)
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def probes_source_key(watch_id: str, model: str) -> str:
+    """``probes/<watch id>/<model>`` (each percent-encoded as one key segment)."""
+    return f"probes/{key_segment(watch_id)}/{key_segment(model)}"
+
+
+def error_class(status: int, code: str = "") -> str:
+    """The class of a non-200 answer (module docstring)."""
+    if status == 404 or code in NOT_FOUND_CODES:
+        return "not_found"
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server"
+    return "bad_request"
+
+
+class ChatApi:
+    """One provider's chat endpoint (OpenAI-compatible ``/chat/completions`` or Anthropic's
+    ``/messages``) under ``base_url``, with the key sent only in the flavor's header."""
+
+    def __init__(
+        self,
+        flavor: str,
+        base_url: str,
+        api_key: str,
+        session: aiohttp.ClientSession,
+        *,
+        policy: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        if flavor not in CHAT_FLAVORS:
+            raise ConfigError(f"probes speak {', '.join(CHAT_FLAVORS)} chat APIs, not {flavor}")
+        self.flavor, self.base_url, self.session, self.policy = flavor, base_url, session, policy
+        self._key = api_key
+        path = "/messages" if flavor == "anthropic" else "/chat/completions"
+        self.url = base_url.rstrip("/") + path
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        return {**headers, **FLAVORS[self.flavor].auth_headers(self._key)}
+
+    def body(self, model: str, probe: Probe, omit: frozenset[str]) -> dict[str, Any]:
+        """The JSON request body for ``probe`` in this flavor, without ``omit``."""
+        params = {k: v for k, v in probe.params.items() if k not in omit}
+        if self.flavor == "anthropic":
+            system = "\n\n".join(c for r, c in probe.messages if r == "system")
+            body: dict[str, Any] = {
+                "model": model,
+                "max_tokens": params.get("max_tokens", DEFAULT_MAX_TOKENS),
+                "messages": [{"role": r, "content": c} for r, c in probe.messages if r != "system"],
+            }
+            if system:
+                body["system"] = system
+            for name in ("temperature", "top_p"):
+                if name in params:
+                    body[name] = params[name]
+            if "stop" in params:
+                body["stop_sequences"] = params["stop"]
+            return body
+        body = {"model": model, "messages": [{"role": r, "content": c} for r, c in probe.messages]}
+        for name in ("max_tokens", "temperature", "top_p", "seed", "stop", "logprobs"):
+            if name in params:
+                body[name] = params[name]
+        return body
+
+    async def send(self, body: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes, str]:
+        """POST ``body``; (status, allow-listed headers, body with the key redacted, error).
+
+        ``status`` is 0 and ``error`` says why when no answer came (network, too large).
+        """
+        data = json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        try:
+            answer = await http_request(
+                self.session,
+                "POST",
+                self.url,
+                headers=self._headers(),
+                body=data,
+                policy=self.policy,
+                max_bytes=MAX_RESPONSE_BYTES,
+            )
+        except FetchError as exc:
+            return 0, {}, b"", exc.reason
+        content = answer.body
+        if self._key:
+            content = content.replace(self._key.encode("utf-8"), b"[redacted]")
+        kept = {h: answer.header(h) for h in HEADER_ALLOW if answer.header(h)}
+        return answer.status, kept, content, ""
+
+
+def _parse_answer(flavor: str, doc: Any) -> dict[str, Any]:
+    """The parsed fields of a 200 answer (missing ones left out)."""
+    out: dict[str, Any] = {}
+    if not isinstance(doc, dict):
+        return out
+    for name in ("model", "system_fingerprint", "usage"):
+        if doc.get(name) is not None:
+            out[name] = doc[name]
+    if flavor == "anthropic":
+        found = doc.get("content")
+        blocks: list[Any] = found if isinstance(found, list) else []
+        texts = [
+            b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text"
+        ]
+        out["content"] = "".join(t for t in texts if isinstance(t, str))
+        if doc.get("stop_reason") is not None:
+            out["finish_reason"] = doc["stop_reason"]
+        return out
+    choices = doc.get("choices") if isinstance(doc.get("choices"), list) else []
+    first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    found_message = first.get("message")
+    message: dict[str, Any] = found_message if isinstance(found_message, dict) else {}
+    content = message.get("content")
+    out["content"] = content if isinstance(content, str) else ""
+    if first.get("finish_reason") is not None:
+        out["finish_reason"] = first["finish_reason"]
+    logprobs = first.get("logprobs")
+    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+        out["logprobs"] = [
+            [t.get("token"), t.get("logprob")]
+            for t in logprobs["content"]
+            if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)
+        ]
+    return out
+
+
+def _error_code(doc: Any) -> str:
+    """The provider's short error code/type, if the body has one."""
+    if isinstance(doc, dict):
+        err = doc.get("error")
+        if isinstance(err, dict):
+            for name in ("code", "type", "status"):
+                value = err.get(name)
+                if isinstance(value, str) and len(value) <= 64:
+                    return value
+    return ""
+
+
+async def exchange(
+    api: ChatApi,
+    model: str,
+    probe: Probe,
+    repeat: int,
+    *,
+    optional: frozenset[str],
+    omit: set[str],
+) -> dict[str, Any]:
+    """Send one probe once and return its record; ``omit`` gains the ``optional`` parameters
+    the API refused (with a 400)."""
+    started = time.monotonic()
+    body = api.body(model, probe, frozenset(omit))
+    status, headers, content, failure = await api.send(body)
+    omitted: list[str] = []
+    sent_optional = sorted(
+        name
+        for name in probe.params
+        if name in optional and name not in omit and name in _sent_names(body)
+    )
+    if status == 400 and sent_optional:
+        omit.update(sent_optional)
+        omitted = sent_optional
+        body = api.body(model, probe, frozenset(omit))
+        status, headers, content, failure = await api.send(body)
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    record: dict[str, Any] = {
+        "probe": probe.id,
+        "repeat": repeat,
+        "request": {"url": where(api.url), "body": body},
+        "status": status,
+        "headers": headers,
+        "time_ms": elapsed_ms,
+    }
+    if omitted:
+        record["omitted_after_400"] = omitted
+    elif omit & set(probe.params):
+        record["omitted"] = sorted(omit & set(probe.params))
+    try:
+        doc = json.loads(content) if content else None
+    except ValueError:
+        doc = None
+    record["body"] = doc if doc is not None else content.decode("utf-8", "replace")
+    if status == 0:
+        record["error"] = {"class": "network", "reason": failure}
+        return record
+    if status != 200:
+        code = _error_code(doc)
+        record["error"] = {"class": error_class(status, code), **({"code": code} if code else {})}
+        return record
+    parsed = _parse_answer(api.flavor, doc)
+    record["parsed"] = parsed
+    text = str(parsed.get("content", ""))
+    derived: dict[str, Any] = {"text_b3": text_hash(text), "chars": len(normalise(text))}
+    if probe.scorer is not None:
+        result = await score(probe.scorer, text)
+        derived.update(score=result.value, score_detail=result.detail)
+    record["derived"] = derived
+    return record
+
+
+def _sent_names(body: Mapping[str, Any]) -> set[str]:
+    names = set(body)
+    if "stop_sequences" in names:
+        names.add("stop")
+    return names
+
+
+@dataclass
+class ProbeRun:
+    """One run's record (``run.json``) and what it needs to be stored."""
+
+    doc: dict[str, Any]
+    suite: Suite
+
+    @property
+    def inconclusive(self) -> list[str]:
+        """Probe ids whose exchanges hold an :data:`INCONCLUSIVE` error class."""
+        return sorted(
+            {
+                e["probe"]
+                for e in self.doc["exchanges"]
+                if e.get("error", {}).get("class") in INCONCLUSIVE
+            }
+        )
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.doc, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
+
+
+async def run_suite(
+    api: ChatApi, model: str, suite: Suite, repeat: int, *, labels: Sequence[str] = ()
+) -> ProbeRun:
+    """Send every probe of ``suite`` ``repeat`` times (probe by probe, repeats in a row)."""
+    omit: set[str] = set()
+    started = iso_seconds(utc_now())
+    exchanges: list[dict[str, Any]] = []
+    for probe in suite.probes:
+        for i in range(max(1, repeat)):
+            exchanges.append(
+                await exchange(api, model, probe, i, optional=suite.optional, omit=omit)
+            )
+    doc: dict[str, Any] = {
+        "format": RUN_FORMAT,
+        "suite": {"name": suite.name, "version": suite.version, "sha256": suite.digest},
+        "api": {"flavor": api.flavor, "endpoint": where(api.base_url)},
+        "model": model,
+        "repeat": max(1, repeat),
+        "started_at": started,
+        "finished_at": iso_seconds(utc_now()),
+        "exchanges": exchanges,
+    }
+    if labels:
+        doc["labels"] = list(labels)
+    log.info(
+        "probe_run_done",
+        model=model,
+        exchanges=len(exchanges),
+        errors=sum(1 for e in exchanges if "error" in e),
+    )
+    return ProbeRun(doc, suite)
+
+
+class ProbeRunSource:
+    """A finished probe run as a :class:`~seedvault.sources.base.Source` (kind
+    ``api-probes``): ``run.json`` and ``suite.toml``."""
+
+    kind = "api-probes"
+    revision = "_"
+
+    def __init__(self, watch_id: str, api_id: str, run: ProbeRun) -> None:
+        self.key = probes_source_key(watch_id, run.doc["model"])
+        self.api_id = api_id
+        self.run = run
+
+    async def observe(self) -> Observation:
+        doc = self.run.doc
+        exchanges = doc["exchanges"]
+        upstream = {
+            "api": self.api_id,
+            "flavor": doc["api"]["flavor"],
+            "model": doc["model"],
+            "suite": doc["suite"]["name"],
+            "suite_version": doc["suite"]["version"],
+            "repeat": doc["repeat"],
+            "exchanges": len(exchanges),
+            "errors": sum(1 for e in exchanges if "error" in e),
+        }
+        return Observation(
+            artifacts=[
+                bytes_artifact("run.json", self.run.to_bytes()),
+                bytes_artifact("suite.toml", self.run.suite.raw),
+            ],
+            upstream=upstream,
+            source_extra={"endpoint": doc["api"]["endpoint"], "model": doc["model"]},
+        )
