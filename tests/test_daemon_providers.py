@@ -71,7 +71,7 @@ async def test_run_probes_models_on_schedule_and_rescues_a_deprecated_one(
         f'base_url = "{fake_provider.base_url("openai")}"\napi_key_env = "SV_TEST_PROVIDER_KEY"\n'
         'every = "1h"\n'
         '[[watch.probes]]\nid = "probes"\napi = "api"\nmodels = ["chat-small"]\nevery = "1h"\n'
-        "repeat = 1\n"
+        "repeat = 2\n"
     )
     config = write_config(tmp_path, None, free_port(), watch)
     with Daemons() as daemons:

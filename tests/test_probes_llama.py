@@ -23,7 +23,8 @@ import aiohttp
 import pytest
 
 from seedvault.config import ModelsApiWatch, ProbesWatch
-from seedvault.provider import WatchResult, poll_probes, read_run
+from seedvault.probing import poll_probes, read_run
+from seedvault.provider import WatchResult
 from seedvault.sources.pages import RetryPolicy
 from tests import testdata
 from tests.test_alerts_support import free_port

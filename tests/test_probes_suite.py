@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,36 @@ async def test_python_scorer_runs_the_code_isolated_and_bounded(
     assert (forever.value, forever.detail) == (0, "timed out")
 
 
+async def test_python_scorer_cannot_write_reach_the_network_or_read_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """The answer runs in its own namespaces: a read-only file system, no network, and no
+    access to the daemon's environment (where API keys live)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        attempts = {
+            "write": f"open({str(tmp_path / 'x')!r}, 'w').write('x')",
+            "network": f"import socket; socket.create_connection(('127.0.0.1', {port}), 2)",
+            "environ": f"open('/proc/{os.getpid()}/environ', 'rb').read()",
+        }
+        for what, code in attempts.items():
+            check = Scorer.from_toml({"kind": "python", "check": code}, "s")
+            result = await score(check, "x = 1")
+            assert result.value == 0, (what, result)
+            assert "Error" in result.detail, (what, result)
+    assert not (tmp_path / "x").exists()
+    control = Scorer.from_toml({"kind": "python", "check": "import os; os.getpid() == 1"}, "s")
+    assert (await score(control, "")).value == 1
+
+
+async def test_a_scorer_that_fails_scores_zero_instead_of_stopping_the_run() -> None:
+    deep = "[" * 100_000
+    result = await score(Scorer.from_toml({"kind": "json"}, "s"), deep)
+    assert result.value == 0
+
+
 def ex(
     probe: str, text: str = "", *, error: str = "", model: str = "m", **extra: Any
 ) -> dict[str, Any]:
@@ -225,7 +256,7 @@ def test_config_checks_probe_watches(tmp_path: Path) -> None:
     for probes, flavor, message in [
         ('id = "p"\napi = "nope"\nmodels = ["m"]\n', "openai", r"watch.probes\[0\].api: no"),
         (good, "gemini", r"watch.probes\[0\].api: probes speak"),
-        (good + "repeat = 0\n", "openai", r"watch.probes\[0\].repeat"),
+        (good + "repeat = 1\n", "openai", r"watch.probes\[0\].repeat: at least 2"),
         (good + 'rescue_before = ["soon"]\n', "openai", r"rescue_before\[0\]"),
         (good + 'suite = "missing.toml"\n', "openai", r"watch.probes\[0\].suite"),
         ('id = "p"\napi = "api"\nmodels = []\n', "openai", r"watch.probes\[0\].models"),

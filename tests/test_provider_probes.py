@@ -23,7 +23,8 @@ import pytest
 
 from seedvault.config import ModelsApiWatch, ProbesWatch
 from seedvault.events import record_event
-from seedvault.provider import WatchResult, poll_probes, read_run, rescue_probes
+from seedvault.probing import poll_probes, read_run, rescue_probes
+from seedvault.provider import WatchResult
 from seedvault.sources.pages import RetryPolicy
 from seedvault.sources.probes import probes_source_key
 from tests.fixtures.providers.fakechat import Model, good_answer, other_answer
@@ -280,7 +281,7 @@ async def test_the_api_key_is_never_stored_or_logged(
     assert "[redacted]" in stored
     out = capsys.readouterr()
     assert wrong not in out.out + out.err
-    for path in (node.root / "vault").rglob("*"):
+    for path in [*(node.root / "vault").rglob("*"), *node.root.glob("catalog.sqlite*")]:
         if path.is_file():
             assert wrong.encode() not in path.read_bytes()
     missing = await run(node, fake_provider, "openai", env={})
@@ -338,7 +339,7 @@ async def test_probe_command_runs_a_watch_once(fake_provider: FakeProvider, tmp_
         '[vault]\npath = "vault"\n[catalog]\npath = "catalog.sqlite"\n'
         f'[[watch.models_api]]\nid = "api"\nflavor = "openai"\n'
         f'base_url = "{fake_provider.base_url("openai")}"\napi_key_env = "SV_TEST_PROVIDER_KEY"\n'
-        f'[[watch.probes]]\nid = "probes"\napi = "api"\nmodels = ["{MODEL}"]\nrepeat = 1\n'
+        f'[[watch.probes]]\nid = "probes"\napi = "api"\nmodels = ["{MODEL}"]\nrepeat = 2\n'
     )
 
     async def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -361,5 +362,100 @@ async def test_probe_command_runs_a_watch_once(fake_provider: FakeProvider, tmp_
     assert manifest["trigger"] == "rescue"
     assert manifest["upstream"]["repeat"] == 5
     assert (await cli("nonesuch")).returncode == 2
-    assert (await cli("probes", "--repeat", "0")).returncode == 2
+    assert (await cli("probes", "--repeat", "1")).returncode == 2
     assert KEY not in done.stderr + again.stderr + shown.stdout
+
+
+@pytest.mark.parametrize("broken", ["html", "no_choices"])
+async def test_a_200_without_an_answer_is_inconclusive_not_a_change(
+    node: Node, fake_provider: FakeProvider, broken: str
+) -> None:
+    fake_provider.chat.models[MODEL] = Model()
+    await run(node, fake_provider, "openai")
+    fake_provider.chat.models[MODEL] = Model(broken=broken)
+    bad = await run(node, fake_provider, "openai")
+    assert bad.status == "incomplete"
+    assert types(bad) == ["capture_failed"]
+    assert {r["error"]["class"] for r in exchanges(node, bad)} == {"bad_response"}
+    fake_provider.chat.models[MODEL] = Model()
+    assert types(await run(node, fake_provider, "openai")) == []  # the baseline held
+
+
+async def test_a_400_that_names_no_parameter_drops_nothing(
+    node: Node, fake_provider: FakeProvider
+) -> None:
+    fake_provider.chat.models[MODEL] = Model(refuse_400="Your credit balance is too low.")
+    result = await run(node, fake_provider, "openai")
+    records = exchanges(node, result)
+    assert len(fake_provider.chat_requests()) == 15  # no second try without parameters
+    assert all(r["error"]["class"] == "bad_request" for r in records)
+    assert all("omitted" not in r and "omitted_after_400" not in r for r in records)
+    assert all(r["request"]["body"]["temperature"] == 0 for r in records)
+
+
+async def test_answers_seen_in_unchanged_runs_are_noise_for_later_runs(
+    node: Node, fake_provider: FakeProvider
+) -> None:
+    """A probe that once answered in a second wording inside a run (no change: noise) may
+    answer in that wording in every repeat later without an event; a third wording is a
+    change."""
+    calls = {"n": 0}
+
+    def answer(first: str, second: str = "", at: int = -1) -> Any:
+        def reply(prompt: str) -> str:
+            if "catalogue" not in prompt:
+                return good_answer(prompt)
+            calls["n"] += 1
+            return second if calls["n"] == at else first
+
+        return reply
+
+    a, b = "It lists the books a library holds.", "It is an index of the books held."
+    fake_provider.chat.models[MODEL] = Model(answer=answer(a))
+    await run(node, fake_provider, "openai")  # baseline: a, a, a
+    calls["n"] = 0
+    fake_provider.chat.models[MODEL] = Model(answer=answer(a, b, at=2))
+    mixed = await run(node, fake_provider, "openai")  # a, b, a: noise inside the run
+    assert types(mixed) == []
+    fake_provider.chat.models[MODEL] = Model(answer=answer(b))
+    assert types(await run(node, fake_provider, "openai")) == []  # b, b, b: seen before
+    fake_provider.chat.models[MODEL] = Model(answer=answer("A catalogue is for cooking."))
+    changed = await run(node, fake_provider, "openai")
+    assert types(changed) == ["behaviour_changed"]
+    assert changed.events[0].payload["probes"] == ["instruction"]
+
+
+async def test_a_rate_limited_rescue_is_tried_again_and_runs_never_overlap(
+    node: Node, fake_provider: FakeProvider
+) -> None:
+    fake_provider.chat.models[MODEL] = Model()
+    watch = probes_watch("openai")
+    api = api_watch(fake_provider, "openai")
+    day = (datetime.now(UTC) + timedelta(days=60)).strftime("%Y-%m-%d")
+    record_event(
+        node.vault, node.catalog, lifecycle("deprecated", MODEL, {"shutdown": shutdown(day)})
+    )
+    fake_provider.fail_next("/openai/v1/chat/completions", 429, times=1000, retry_after="0")
+    limited = await rescue_probes(
+        watch, api, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor,
+        env=ENV, policy=FAST,
+    )  # fmt: skip
+    assert [r.status for r in limited] == ["incomplete"]
+    fake_provider._faults.clear()
+    # a scheduled run and the retried rescue at once: they take turns on the model's state
+    scheduled, rescued = await asyncio.gather(
+        run(node, fake_provider, "openai"),
+        rescue_probes(
+            watch, api, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor,
+            env=ENV, policy=FAST,
+        ),
+    )  # fmt: skip
+    assert scheduled.status == "captured"
+    assert [r.status for r in rescued] == ["captured"]
+    state = node.catalog.source_state(probes_source_key(watch.id, MODEL)) or {}
+    assert len(state["rescued"]) == 1  # not lost by the other run's save
+    assert state["baseline"] in (scheduled.snapshot, rescued[0].snapshot)
+    assert await rescue_probes(
+        watch, api, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor,
+        env=ENV, policy=FAST,
+    ) == []  # fmt: skip

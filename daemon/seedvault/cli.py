@@ -302,7 +302,7 @@ def cmd_deprecations_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from seedvault import provider
+    from seedvault import probing
 
     cfg = _config(args)
     watch = next((w for w in cfg.watch.probes if w.id == args.watch), None)
@@ -313,16 +313,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
     models = [args.model] if args.model else list(watch.models)
     if args.model and args.model not in watch.models:
         raise UsageError(f"{args.model}: not among the models of {watch.id}")
-    if args.repeat is not None and args.repeat < 1:
-        raise UsageError("--repeat: at least 1")
-    labels = (provider.RESCUE_LABEL,) if args.rescue else ()
+    if args.repeat is not None and args.repeat < 2:
+        raise UsageError("--repeat: at least 2 (the noise is measured from the repeats)")
+    labels = (probing.RESCUE_LABEL,) if args.rescue else ()
     trigger = "rescue" if args.rescue else "manual"
-    repeat = args.repeat or (max(watch.repeat, provider.RESCUE_REPEAT) if args.rescue else None)
+    repeat = args.repeat or watch.repeat
+    if args.rescue:
+        repeat = max(repeat, probing.RESCUE_REPEAT)
     worst = 0
     with Node.open(cfg) as node:
         for model in models:
             result = asyncio.run(
-                provider.poll_probes(
+                probing.poll_probes(
                     watch, api, model, vault=node.vault, catalog=node.catalog,
                     ingestor=node.ingestor, trigger=trigger, labels=labels, repeat=repeat,
                 )
@@ -413,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rescue",
         action="store_true",
-        help='label the run "last-known-behaviour" (trigger rescue; at least 5 repeats)',
+        help='label the run "last-known-behaviour" (trigger rescue; 5 repeats at least)',
     )
     p.add_argument("--repeat", type=int, metavar="N", help="repeats per probe (default: watch's)")
     dep = sub.add_parser("deprecations", help="provider deprecation pages")

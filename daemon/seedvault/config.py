@@ -358,8 +358,8 @@ def _check_probes(cfg: Config) -> None:
             )
         if not w.models or len(set(w.models)) != len(w.models):
             raise ConfigError(f"{at}.models: at least one model, each once")
-        if w.repeat < 1:
-            raise ConfigError(f"{at}.repeat: at least 1 (3 or more measure the noise)")
+        if w.repeat < 2:
+            raise ConfigError(f"{at}.repeat: at least 2 (the noise is measured from the repeats)")
         for j, lead in enumerate(w.rescue_before):
             try:
                 parse_duration(lead)
@@ -373,9 +373,9 @@ def _check_probes(cfg: Config) -> None:
 
 def _suite_path(base: Path, suite: str) -> str:
     """A suite file path made absolute against the config's folder; bundled names stay."""
-    if "/" not in suite and not suite.endswith(".toml"):
-        return suite
-    return _resolve(base, suite)
+    from seedvault.sources.probes import bundled_suites  # imports this module
+
+    return suite if suite in bundled_suites() else _resolve(base, suite)
 
 
 def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:

@@ -1,5 +1,4 @@
-"""Provider watch: poll a models list, a deprecation page or a probe suite once, and turn
-changes into events.
+"""Provider watch: poll a models list or a deprecation page once, and turn changes into events.
 
 :func:`poll_models_api` reads the *complete* models list of one ``[[watch.models_api]]``
 (:mod:`seedvault.sources.models_api`), captures its normalised form through the one capture
@@ -32,11 +31,7 @@ confirmed ``model_removed`` that no watched page of that provider announced is
 ``not_announced_removal`` (urgent). A page watch maps to the models lists whose ``flavor``
 equals its ``provider``.
 
-:func:`poll_probes` runs a ``[[watch.probes]]`` suite against one model
-(:mod:`seedvault.sources.probes`), keeps the run as an ``api-probes`` snapshot and compares it
-with the baseline run (:mod:`seedvault.sources.probe_compare`): ``behaviour_changed`` beyond the
-noise, ``capture_failed`` for an inconclusive run. :func:`rescue_probes` runs the extra
-``last-known-behaviour`` runs a deprecation or a ``rescue_before`` lead time calls for.
+Behaviour probes (``[[watch.probes]]``) are run by :mod:`seedvault.probing`.
 
 Events are recorded (journal + catalog) before the source state is saved, so a crash in
 between re-derives the same event ids on the next poll and records nothing twice.
@@ -45,7 +40,6 @@ between re-derives the same event ids on the next poll and records nothing twice
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -57,11 +51,10 @@ import structlog
 
 from seedvault.capture import capture
 from seedvault.catalog import Catalog
-from seedvault.config import Duration, ModelsApiWatch, PageWatch, ProbesWatch
-from seedvault.errors import ConfigError, IntegrityError, NotInVault, UpstreamError
+from seedvault.config import ModelsApiWatch, PageWatch
+from seedvault.errors import IntegrityError, NotInVault
 from seedvault.events import Event, SourceState, record_event_async
 from seedvault.ingest import Ingestor
-from seedvault.notify.reminders import catalog_shutdowns, due_reminders
 from seedvault.sources.models_api import (
     ListFailed,
     ModelsApi,
@@ -86,25 +79,12 @@ from seedvault.sources.pages import (
     where,
 )
 from seedvault.sources.parsers import Record, diff_records, parse_page
-from seedvault.sources.probe_compare import compare_runs
-from seedvault.sources.probes import (
-    ChatApi,
-    ProbeRun,
-    ProbeRunSource,
-    Suite,
-    load_suite,
-    probes_source_key,
-    run_suite,
-)
 from seedvault.vault import Vault
 
 log = structlog.get_logger(__name__)
 
 QUOTE_MAX = 600
 """Evidence quotes are cut to this many characters in event payloads."""
-RESCUE_LABEL = "last-known-behaviour"
-RESCUE_REPEAT = 5
-"""Repeats of a rescue run (at least; a watch's ``repeat`` if larger)."""
 
 Status = Literal["captured", "unchanged", "failed", "incomplete", "moved", "rejected"]
 
@@ -126,7 +106,7 @@ class WatchResult:
         return self.status in ("captured", "unchanged")
 
 
-class _Poll:
+class Poll:
     """Source state, the events recorded so far, and the vault they go to."""
 
     def __init__(self, vault: Vault, catalog: Catalog, key: str) -> None:
@@ -170,7 +150,7 @@ async def poll_models_api(
 
     Raises only when the vault or catalog cannot record what happened.
     """
-    poll = _Poll(vault, catalog, models_source_key(watch.id))
+    poll = Poll(vault, catalog, models_source_key(watch.id))
     subject = {"api": watch.id}
     api_key = (os.environ if env is None else env).get(watch.api_key_env, "")
     async with http_session(session) as http:
@@ -211,7 +191,7 @@ async def poll_page(
 
     Raises only when the vault or catalog cannot record what happened.
     """
-    poll = _Poll(vault, catalog, page_source_key(watch.id))
+    poll = Poll(vault, catalog, page_source_key(watch.id))
     subject = {"page": watch.id, "provider": watch.provider}
     last_good = await asyncio.to_thread(_last_size, vault, poll.key)
     try:
@@ -250,7 +230,7 @@ def _last_size(vault: Vault, key: str) -> int | None:
 
 
 async def _judge_page(
-    poll: _Poll, watch: PageWatch, subject: dict[str, str], records: list[Record], snapshot: str
+    poll: Poll, watch: PageWatch, subject: dict[str, str], records: list[Record], snapshot: str
 ) -> None:
     state = poll.state
     baseline = state.doc.get("baseline")
@@ -362,7 +342,7 @@ async def _cross_check_api(
 ) -> list[Event]:
     key = models_source_key(api.id)
     # its own state slot: the list poll may save the list's state at the same time
-    poll = _Poll(vault, catalog, f"crosscheck/{key}")
+    poll = Poll(vault, catalog, f"crosscheck/{key}")
     listed = (catalog.source_state(key) or {}).get("models") or {}
     fields = poll.state.doc.get("fields", {})
     seen = {name.removeprefix("listed:") for name in fields if name.startswith("listed:")}
@@ -399,192 +379,3 @@ def _removals(catalog: Catalog, key: str) -> list[dict[str, Any]]:
         if page.next_cursor is None:
             return out
         cursor = page.next_cursor
-
-
-# -- behaviour probes -----------------------------------------------------------------------------
-
-
-async def poll_probes(
-    watch: ProbesWatch,
-    api_watch: ModelsApiWatch,
-    model: str,
-    *,
-    vault: Vault,
-    catalog: Catalog,
-    ingestor: Ingestor,
-    session: aiohttp.ClientSession | None = None,
-    env: Mapping[str, str] | None = None,
-    policy: RetryPolicy = DEFAULT_RETRY,
-    trigger: str = "scheduled",
-    labels: Sequence[str] = (),
-    repeat: int | None = None,
-    suite: Suite | None = None,
-) -> WatchResult:
-    """Run ``watch``'s suite against ``model`` once, keep the run, and judge it.
-
-    The run is captured (kind ``api-probes``, ``trigger`` and ``labels`` in its manifest)
-    whatever it holds. A run with an inconclusive error (rate limits, server errors, network,
-    auth) is ``capture_failed`` (routine; urgent at the third in a row) and is not compared.
-    Otherwise it is compared with the baseline (:func:`~seedvault.sources.probe_compare
-    .compare_runs`): the first comparable run of a suite version is the baseline; a change
-    beyond the noise is one ``behaviour_changed`` event (evidence: the new run; before/after:
-    the two snapshots), and the new run becomes the baseline. The baseline does not move on
-    runs that show no change, so slow drift adds up until it shows.
-
-    Raises only when the vault or catalog cannot record what happened.
-    """
-    poll = _Poll(vault, catalog, probes_source_key(watch.id, model))
-    subject = {"watch": watch.id, "api": api_watch.id, "model": model}
-    api_key = (os.environ if env is None else env).get(api_watch.api_key_env, "")
-    try:
-        suite = suite or load_suite(watch.suite)
-        if not api_key:
-            raise ConfigError(f"environment variable {api_watch.api_key_env} is not set")
-        async with http_session(session) as http:
-            api = ChatApi(api_watch.flavor, api_watch.base_url, api_key, http, policy=policy)
-            run = await run_suite(api, model, suite, repeat or watch.repeat, labels=labels)
-    except ConfigError as exc:
-        poll.log.warning("probe_run_failed", error=str(exc))
-        await poll.emit(poll.state.failed(subject, exc))
-        return await poll.done("failed", detail=str(exc))
-    source = ProbeRunSource(watch.id, api_watch.id, run)
-    result = await capture(
-        source, vault=vault, catalog=catalog, ingestor=ingestor, trigger=trigger, labels=labels
-    )
-    if run.inconclusive:
-        detail = f"inconclusive answers to {', '.join(run.inconclusive)}"
-        poll.log.warning(
-            "probe_run_inconclusive", snapshot=result.snapshot, probes=run.inconclusive
-        )
-        error = UpstreamError(detail)
-        await poll.emit(poll.state.failed(subject, error, snapshot=result.snapshot))
-        return await poll.done("incomplete", result.snapshot, detail)
-    poll.state.succeeded()
-    await _judge_run(poll, subject, run, result.snapshot)
-    return await poll.done("captured", result.snapshot)
-
-
-async def _judge_run(poll: _Poll, subject: dict[str, str], run: ProbeRun, snapshot: str) -> None:
-    state = poll.state
-    version = f"{run.suite.name}@{run.suite.version}"
-    baseline = state.doc.get("baseline")
-    old: dict[str, Any] | None = None
-    if isinstance(baseline, str) and state.doc.get("suite") == version:
-        try:
-            old = await asyncio.to_thread(read_run, poll.vault, baseline)
-        except (NotInVault, IntegrityError, ValueError) as exc:
-            poll.log.error("probe_baseline_unreadable", snapshot=baseline, error=str(exc))
-    if old is None:
-        state.doc.update(baseline=snapshot, suite=version)
-        poll.log.info("probe_baseline", snapshot=snapshot, suite=version)
-        return
-    verdict = compare_runs(old, run.doc)
-    if not verdict.changed:
-        poll.log.info("probe_run_unchanged", snapshot=snapshot, baseline=baseline)
-        return
-    first = verdict.measures[0]
-    payload: dict[str, Any] = {
-        "measure": first.measure,
-        "magnitude": first.to_json()["magnitude"],
-        "noise": first.to_json()["noise"],
-        "probes": sorted({p for m in verdict.measures for p in m.probes}),
-        "measures": [m.to_json() for m in verdict.measures],
-        "baseline": baseline,
-        "snapshot": snapshot,
-        "suite": version,
-    }
-    before_prints, after_prints = verdict.fingerprints
-    if before_prints != after_prints:
-        payload["system_fingerprint"] = {"before": list(before_prints), "after": list(after_prints)}
-    event = Event("behaviour_changed", poll.key, subject, snapshot, baseline, snapshot, payload)
-    await poll.emit(event)
-    state.doc["baseline"] = snapshot
-    poll.log.warning("behaviour_changed", measure=first.measure, magnitude=payload["magnitude"])
-
-
-def read_run(vault: Vault, snapshot_id: str) -> dict[str, Any]:
-    """The ``run.json`` of a stored probe run. Blocking.
-
-    Raises:
-        NotInVault, IntegrityError: missing or damaged; ValueError: not a probe run.
-    """
-    manifest = vault.snapshot(snapshot_id)
-    entry = next((f for f in manifest.files if f.path == "run.json"), None)
-    if manifest.kind != "api-probes" or entry is None:
-        raise ValueError(f"snapshot {snapshot_id[:12]} is not a probe run")
-    doc = json.loads(b"".join(vault.iter_file(entry.blake3)))
-    if not isinstance(doc, dict):
-        raise ValueError(f"snapshot {snapshot_id[:12]}: run.json is not an object")
-    return doc
-
-
-def rescue_reasons(
-    watch: ProbesWatch,
-    flavor: str,
-    model: str,
-    catalog: Catalog,
-    now: datetime,
-    done: Sequence[str],
-) -> list[str]:
-    """Why ``model`` needs a rescue run now, as ids not in ``done``: each ``deprecated`` event
-    naming it (from a page of the API's provider or a generic page), and the reminder id of each
-    ``rescue_before`` lead time reached before its known shutdown (the reminders' rule: only the
-    smallest due lead, never for a date already past)."""
-    reasons: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = catalog.events(type="deprecated", limit=500, cursor=cursor)
-        for event in page.events:
-            names = {event.get("subject", {}).get("model")}
-            after = event.get("after")
-            if isinstance(after, dict) and isinstance(after.get("aliases"), list):
-                names.update(after["aliases"])
-            provider = event.get("subject", {}).get("provider")
-            if model in names and provider in (flavor, "generic", None):
-                reasons.append(str(event["id"]))
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    leads = [Duration(lead).seconds for lead in watch.rescue_before]
-    known = [k for k in catalog_shutdowns(catalog) if k.model == model]
-    reasons += [event.id for event in due_reminders(known, leads, now)]
-    return [r for r in dict.fromkeys(reasons) if r not in done]
-
-
-async def rescue_probes(
-    watch: ProbesWatch,
-    api_watch: ModelsApiWatch,
-    *,
-    vault: Vault,
-    catalog: Catalog,
-    ingestor: Ingestor,
-    now: datetime | None = None,
-    **kwargs: Any,
-) -> list[WatchResult]:
-    """Rescue runs due for ``watch``'s models (:func:`rescue_reasons`): each one extra run of
-    ``max(repeat, RESCUE_REPEAT)`` repeats labelled ``last-known-behaviour`` with trigger
-    ``rescue``. The reasons are marked done (source state ``rescued``) once a run is captured;
-    a run that could not start is tried again at the next check."""
-    moment = now or datetime.now(UTC)
-    results: list[WatchResult] = []
-    for model in watch.models:
-        key = probes_source_key(watch.id, model)
-        state = await asyncio.to_thread(SourceState.load, catalog, key)
-        done = list(state.doc.get("rescued", []))
-        reasons = await asyncio.to_thread(
-            rescue_reasons, watch, api_watch.flavor, model, catalog, moment, done
-        )
-        if not reasons:
-            continue
-        log.warning("probe_rescue", source=key, reasons=reasons)
-        result = await poll_probes(
-            watch, api_watch, model, vault=vault, catalog=catalog, ingestor=ingestor,
-            trigger="rescue", labels=(RESCUE_LABEL,), repeat=max(watch.repeat, RESCUE_REPEAT),
-            **kwargs,
-        )  # fmt: skip
-        results.append(result)
-        if result.snapshot is not None and result.status != "failed":
-            state = await asyncio.to_thread(SourceState.load, catalog, key)
-            state.doc["rescued"] = [*state.doc.get("rescued", []), *reasons]
-            await asyncio.to_thread(state.save, vault, catalog)
-    return results

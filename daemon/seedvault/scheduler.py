@@ -381,7 +381,7 @@ class Watches:
     async def poll_probes(self, wid: str, rescue: bool = False) -> None:
         """One scheduled run of ``[[watch.probes]]`` ``wid`` on every model, or (``rescue``)
         the rescue runs now due (usually none)."""
-        from seedvault import provider
+        from seedvault import probing
 
         watch = self.probes.get(wid)
         api = self._probe_api(watch)
@@ -392,12 +392,12 @@ class Watches:
         structlog.contextvars.bind_contextvars(watch=pid)
         try:
             if rescue:
-                results = await provider.rescue_probes(
+                results = await probing.rescue_probes(
                     watch, api, vault=vault, catalog=catalog, ingestor=ingestor
                 )
             else:
                 results = [
-                    await provider.poll_probes(
+                    await probing.poll_probes(
                         watch, api, model, vault=vault, catalog=catalog, ingestor=ingestor
                     )
                     for model in watch.models

@@ -12,9 +12,10 @@ share (same suite version), and its *noise* is what the repeats inside each run 
    llama.cpp-style servers echo whatever name was asked for, so an unchanged echo proves
    nothing: the text rungs below still run.
 3. ``text`` — exact match of normalised answers. A probe whose repeats agree in both runs
-   (stable) but whose answers differ between them changed beyond any noise the repeats could
-   show. Magnitude: changed / compared probes (the answer-mismatch rate of Chen et al.).
-   Noise: the share of probes whose repeats disagreed inside a run.
+   (stable) — and that never answered otherwise in the unchanged runs since the baseline
+   (``seen``) — but whose answers differ between them changed beyond any noise the repeats
+   could show. Magnitude: changed / compared probes (the answer-mismatch rate of Chen et al.).
+   Noise: the share of probes whose answers varied.
 4. ``tokens`` — for every probe: the mean token-level distance (1 − difflib ratio on words)
    between the runs' answers (cross) against the mean distance among each run's own repeats
    (noise, the larger of the two runs'). Changed: cross − noise ≥ :data:`TOKEN_MARGIN` and
@@ -33,11 +34,12 @@ from __future__ import annotations
 
 import difflib
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
 from typing import Any
 
+from seedvault.sources.probe_scoring import text_hash
 from seedvault.sources.probes import INCONCLUSIVE
 
 TOKEN_MARGIN = 0.15
@@ -75,6 +77,9 @@ class Verdict:
     compared: tuple[str, ...]
     """Probe ids both runs have."""
     fingerprints: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    omitted: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    """Parameters each run left out: a change here is reported with the verdict, since it
+    changes the conditions (a temperature-0 baseline against a default-temperature run)."""
 
     @property
     def changed(self) -> bool:
@@ -127,15 +132,36 @@ def _logprob_gap(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
     return statistics.fmean(abs(float(x[1]) - float(y[1])) for x, y in zip(la, lb, strict=True))
 
 
-def compare_runs(old: Mapping[str, Any], new: Mapping[str, Any]) -> Verdict:
-    """The :class:`Verdict` of ``new`` against ``old`` (both comparable, same suite)."""
+def compare_runs(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    seen: Mapping[str, Collection[str]] | None = None,
+) -> Verdict:
+    """The :class:`Verdict` of ``new`` against ``old`` (both comparable, same suite).
+
+    ``seen`` adds, per probe, the normalised-text hashes of the runs between ``old`` and
+    ``new`` that showed no change: answers that varied across runs are noise too. A probe
+    whose answers now were all seen before is not judged by the text rungs, and one that has
+    ever answered in two ways is not judged by exact text.
+    """
     a, b = _by_probe(old), _by_probe(new)
     shared = tuple(sorted(set(a) & set(b)))
     if not shared:
         return Verdict((), ())
+    seen = seen or {}
+    # probes whose every answer now was already given in an unchanged run: not a change
+    known = {
+        p for p in shared
+        if (now := {_hash(e) for e in _ok(b[p])}) and now <= set(seen.get(p, ()))
+    }  # fmt: skip
     measures: list[Measure] = []
     for rung in (_availability, _identity, _text_rung, _tokens, _logprobs, _score):
-        found = rung(a, b, shared)
+        judged = (
+            shared
+            if rung in (_availability, _identity, _score)
+            else tuple(p for p in shared if p not in known or rung is _logprobs)
+        )
+        found = _text_rung(a, b, judged, seen) if rung is _text_rung else rung(a, b, judged)
         if found is not None:
             measures.append(found)
     prints = tuple(
@@ -143,7 +169,16 @@ def compare_runs(old: Mapping[str, Any], new: Mapping[str, Any]) -> Verdict:
                       if e.get("parsed", {}).get("system_fingerprint")}))
         for run in (a, b)
     )  # fmt: skip
-    return Verdict(tuple(measures), shared, (prints[0], prints[1]))
+    omitted = (_omitted(old), _omitted(new))
+    return Verdict(tuple(measures), shared, (prints[0], prints[1]), omitted)
+
+
+def _omitted(run: Mapping[str, Any]) -> tuple[str, ...]:
+    """Parameters a run left out (after a 400 or for the whole run)."""
+    names: set[str] = set()
+    for e in run.get("exchanges", []):
+        names.update(e.get("omitted", []), e.get("omitted_after_400", []))
+    return tuple(sorted(names))
 
 
 def _all(run: Mapping[str, list[dict[str, Any]]], probes: Iterable[str]) -> list[dict[str, Any]]:
@@ -195,14 +230,27 @@ def _identity(
     return Measure("identity", shared, 1.0, 0.0, detail)
 
 
+def text_hashes(run: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Probe id → the normalised-text hashes of its answered exchanges in ``run``."""
+    out: dict[str, set[str]] = {}
+    for p, exs in _by_probe(run).items():
+        found = {str(e.get("derived", {}).get("text_b3", "")) for e in _ok(exs)}
+        if found - {""}:
+            out[p] = found - {""}
+    return out
+
+
 def _text_rung(
     a: Mapping[str, list[dict[str, Any]]],
     b: Mapping[str, list[dict[str, Any]]],
     shared: tuple[str, ...],
+    seen: Mapping[str, Collection[str]] | None = None,
 ) -> Measure | None:
+    seen = seen or {}
     changed, unstable, compared = [], 0, 0
     for p in shared:
-        ta, tb = {_text(e) for e in _ok(a[p])}, {_text(e) for e in _ok(b[p])}
+        ta = {_hash(e) for e in _ok(a[p])} | set(seen.get(p, ()))
+        tb = {_hash(e) for e in _ok(b[p])}
         if not ta or not tb:
             continue
         compared += 1
@@ -213,6 +261,10 @@ def _text_rung(
     if not changed:
         return None
     return Measure("text", tuple(changed), len(changed) / compared, unstable / compared)
+
+
+def _hash(ex: Mapping[str, Any]) -> str:
+    return str(ex.get("derived", {}).get("text_b3") or text_hash(_text(ex)))
 
 
 Pair = tuple[float, float]

@@ -10,19 +10,25 @@ or its single fenced block, parses as JSON; with ``keys``, an object holding eve
 ``python`` (the answer's code, with the suite's ``check`` appended, runs to exit status 0).
 A score is ``1`` or ``0`` with a short detail saying why.
 
-The ``python`` scorer executes text a model wrote. It runs it the way a careful grader does,
-not as a sandbox: a separate ``python -I -S`` process in an empty temporary folder, with an
-empty environment (no API key or other secret can reach it), stdin closed, and limits on CPU
-time, memory, file size, open files and wall time. Operators who probe endpoints they do not
-trust should leave ``python`` probes out of their suite (``docs/providers.md``).
+The ``python`` scorer executes text a model wrote, so it runs it only isolated: a separate
+``python -I -S -B`` process with an empty environment and stdin closed puts itself into new
+user, mount, network and pid namespaces, makes the whole file system read-only, sets limits
+(CPU time, memory, file size, open files) and only then runs the answer, as pid 1 of its own
+pid namespace (whatever it starts dies with it); a wall-time limit kills the process group. It
+cannot reach the network, write a file, or read the daemon's environment. Where namespaces are
+not available (a kernel or a container that refuses them), nothing runs and the probe gets no
+score (``not run: isolation: …``) rather than an unsafe one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import os
 import re
+import signal
 import sys
 import tempfile
 import unicodedata
@@ -31,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import structlog
+
+log = structlog.get_logger(__name__)
 
 SCORER_KINDS = ("exact", "regex", "json", "numeric", "python")
 CODE_TIMEOUT_S = 10.0
@@ -39,6 +48,8 @@ CODE_CPU_S = 5
 CODE_MEMORY_BYTES = 512 * 1024 * 1024
 CODE_OUTPUT_MAX = 2000
 """Characters of the program's stderr kept in the detail."""
+ISOLATION_FAILED = 97
+"""Exit status of the code runner when it could not isolate itself (the answer never ran)."""
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -135,13 +146,21 @@ class Scorer:
 
 @dataclass(frozen=True)
 class Score:
-    value: int
-    """1 (passed) or 0."""
+    value: int | None
+    """1 (passed), 0, or None: not scored (code that could not be run isolated)."""
     detail: str
 
 
 async def score(scorer: Scorer, answer: str) -> Score:
-    """Score ``answer`` (a model's text) with ``scorer``."""
+    """Score ``answer`` (a model's text) with ``scorer``; a scorer that fails is a 0 saying so."""
+    try:
+        return await _score(scorer, answer)
+    except (Exception, RecursionError) as exc:  # hostile text must not stop a run
+        log.warning("probe_scorer_error", kind=scorer.kind, error=type(exc).__name__)
+        return Score(0, f"scorer error: {type(exc).__name__}")
+
+
+async def _score(scorer: Scorer, answer: str) -> Score:
     if scorer.kind == "exact":
         ok = normalise(answer) == normalise(scorer.expect)
         return Score(int(ok), "equal" if ok else "different text")
@@ -192,7 +211,24 @@ def _score_numeric(scorer: Scorer, answer: str) -> Score:
 
 
 _BOOTSTRAP = f"""
-import resource, runpy, sys
+import ctypes, os, resource, runpy, sys
+def refuse(step):
+    sys.stderr.write("isolation: " + step + " failed (errno " + str(ctypes.get_errno()) + ")\\n")
+    os._exit({ISOLATION_FAILED})
+libc = ctypes.CDLL(None, use_errno=True)
+uid, gid = os.getuid(), os.getgid()
+if libc.unshare(0x10000000 | 0x00020000 | 0x40000000 | 0x20000000) != 0:
+    refuse("unshare(user, mount, net, pid)")
+for name, text in (("setgroups", "deny"), ("uid_map", f"0 {{uid}} 1"), ("gid_map", f"0 {{gid}} 1")):
+    with open("/proc/self/" + name, "w") as f:
+        f.write(text)
+if libc.mount(None, b"/", None, 0x4000 | (1 << 18), None) != 0:
+    refuse("mount(/, private)")
+class MountAttr(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("set", "clr", "propagation", "userns_fd")]
+attr = MountAttr(1, 0, 0, 0)
+if libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+    refuse("mount_setattr(/, read-only, recursive)")
 for limit, value in (
     (resource.RLIMIT_CPU, {CODE_CPU_S}),
     (resource.RLIMIT_AS, {CODE_MEMORY_BYTES}),
@@ -200,15 +236,19 @@ for limit, value in (
     (resource.RLIMIT_NOFILE, 32),
     (resource.RLIMIT_CORE, 0),
 ):
-    try:
-        resource.setrlimit(limit, (value, value))
-    except (ValueError, OSError):
-        pass
-sys.argv = ["answer.py"]
-runpy.run_path("answer.py", run_name="__main__")
+    resource.setrlimit(limit, (value, value))
+pid = os.fork()
+if pid == 0:  # pid 1 of the new pid namespace: everything it starts dies with it
+    sys.argv = ["answer.py"]
+    runpy.run_path("answer.py", run_name="__main__")
+    sys.exit(0)
+_, status = os.waitpid(pid, 0)
+os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 """
-"""Runs in the child: set the limits, then run the answer (no ``preexec_fn``: no fork of a
-threaded daemon)."""
+"""Runs in the child: isolate (new user, mount, network and pid namespaces; the whole file
+system read-only), set the limits, then run the answer as pid 1 of its namespace. Any
+isolation step that fails ends it with :data:`ISOLATION_FAILED` before a line of the answer
+runs. No ``preexec_fn``: the threaded daemon is never forked."""
 
 
 async def _score_python(scorer: Scorer, answer: str) -> Score:
@@ -216,27 +256,26 @@ async def _score_python(scorer: Scorer, answer: str) -> Score:
     with tempfile.TemporaryDirectory(prefix="seedvault-probe-") as tmp:
         path = Path(tmp) / "answer.py"
         path.write_text(program, encoding="utf-8")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            _BOOTSTRAP,
-            cwd=tmp,
-            env={},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), CODE_TIMEOUT_S)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return Score(0, "timed out")
+        with open(Path(tmp) / "stderr", "w+b") as err:  # noqa: ASYNC230 - local, capped
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-S", "-B", "-c", _BOOTSTRAP,
+                cwd=tmp, env={}, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=err, start_new_session=True,
+            )  # fmt: skip
+            try:
+                await asyncio.wait_for(proc.wait(), CODE_TIMEOUT_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+                return Score(0, "timed out")
+            err.seek(0, os.SEEK_END)
+            err.seek(max(0, err.tell() - 4 * CODE_OUTPUT_MAX))
+            text = err.read().decode("utf-8", "replace")
+    lines = text.strip().splitlines()
+    if proc.returncode == ISOLATION_FAILED and lines and lines[-1].startswith("isolation:"):
+        return Score(None, f"not run: {lines[-1]}")
     if proc.returncode == 0:
         return Score(1, "ran, check passed")
-    lines = err.decode("utf-8", "replace").strip().splitlines()
     last = lines[-1] if lines else f"exit status {proc.returncode}"
     return Score(0, f"failed: {last[:CODE_OUTPUT_MAX]}")

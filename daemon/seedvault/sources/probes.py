@@ -19,9 +19,10 @@
 Parameters: ``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop`` and ``logprobs``.
 Each flavor sends the ones it has (Anthropic has no ``seed`` and no ``logprobs``, and takes
 ``system`` messages as its top-level ``system``). A parameter listed in ``optional`` may be
-omitted: when a request carrying optional parameters is answered 400, it is sent once more
-without them, and they stay omitted for the rest of that run (newer Anthropic and OpenAI
-models reject non-default sampling parameters); the record says what was omitted.
+omitted: when a 400 answer names optional parameters the request carried (in the error's
+``param`` or its message), it is sent once more without them, and they stay omitted for the
+rest of that run (newer Anthropic and OpenAI models reject non-default sampling parameters);
+the record says what was omitted. Any other 400 is recorded as it came.
 
 **A run** (:func:`run_suite`) sends every probe ``repeat`` times, one request at a time, and
 records per exchange (``providers.md`` §3): the request as sent (URL without credentials, the
@@ -32,9 +33,11 @@ the parsed fields (``model``, ``system_fingerprint``, ``finish_reason``, ``usage
 The run is one ``run.json`` beside the exact suite file (``suite.toml``) in a snapshot of kind
 ``api-probes`` under ``probes/<watch id>/<model>`` (:class:`ProbeRunSource`): the snapshot id
 names the whole run. Error classes: ``not_found`` (404 or a not-found code), ``bad_request``
-(other 4xx except the next two), ``auth`` (401/403), ``rate_limited`` (429 after the retries),
-``server`` (5xx/529 after the retries), ``network``. A run holding any of the last four is
-*inconclusive*: it is kept, but never compared (``probe_compare.py``).
+(other 4xx), ``auth`` (401/402/403), ``rate_limited`` (429 after the retries), ``server``
+(5xx/529/408/409 after the retries), ``redirect`` (3xx), ``network``, and ``bad_response``
+(a 200 that holds no answer: not JSON, no choice or message, no content blocks). A run
+holding any of the last six is *inconclusive*: it is kept, but never compared
+(``probe_compare.py``). A refusal (OpenAI ``message.refusal``) is an answer like any other.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ RUN_FORMAT = 1
 CHAT_FLAVORS = ("openai", "mistral", "anthropic")
 """Models-list flavors whose chat API the runner speaks (mistral is OpenAI-compatible)."""
 PARAMETERS = ("max_tokens", "temperature", "top_p", "seed", "stop", "logprobs")
-INCONCLUSIVE = frozenset({"auth", "rate_limited", "server", "network"})
+INCONCLUSIVE = frozenset({"auth", "rate_limited", "server", "network", "redirect", "bad_response"})
 """Error classes that say nothing about the model: a run holding one is never compared."""
 HEADER_ALLOW = (
     "x-request-id",
@@ -253,13 +256,38 @@ def error_class(status: int, code: str = "") -> str:
     """The class of a non-200 answer (module docstring)."""
     if status == 404 or code in NOT_FOUND_CODES:
         return "not_found"
-    if status in (401, 403):
+    if status in (401, 402, 403):  # 402: billing, an account matter like a bad key
         return "auth"
     if status == 429:
         return "rate_limited"
-    if status >= 500:
+    if status >= 500 or status in (408, 409):
         return "server"
+    if status < 200 or 300 <= status < 400:
+        return "redirect"
     return "bad_request"
+
+
+def _refused_parameters(doc: Any, sent: Sequence[str]) -> list[str]:
+    """The parameters among ``sent`` a 400 answer names (its ``param`` field or its message)."""
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(err, dict):
+        return []
+    param, message = err.get("param"), err.get("message")
+    param = param if isinstance(param, str) else ""
+    message = message if isinstance(message, str) else ""
+    named = []
+    for name in sent:
+        aliases = {name, "stop_sequences"} if name == "stop" else {name}
+        if param in aliases or any(re.search(rf"\b{a}\b", message) for a in aliases):
+            named.append(name)
+    return named
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content) if content else None
+    except (ValueError, RecursionError):
+        return None
 
 
 class ChatApi:
@@ -285,6 +313,10 @@ class ChatApi:
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         return {**headers, **FLAVORS[self.flavor].auth_headers(self._key)}
+
+    def redact(self, text: str) -> str:
+        """``text`` without the API key."""
+        return text.replace(self._key, "[redacted]") if self._key else text
 
     def body(self, model: str, probe: Probe, omit: frozenset[str]) -> dict[str, Any]:
         """The JSON request body for ``probe`` in this flavor, without ``omit``."""
@@ -335,17 +367,20 @@ class ChatApi:
         return answer.status, kept, content, ""
 
 
-def _parse_answer(flavor: str, doc: Any) -> dict[str, Any]:
-    """The parsed fields of a 200 answer (missing ones left out)."""
+def _parse_answer(flavor: str, doc: Any) -> dict[str, Any] | None:
+    """The parsed fields of a 200 answer (missing ones left out); None when it is no answer
+    at all (not a JSON object, no choice or message, no content blocks)."""
     out: dict[str, Any] = {}
     if not isinstance(doc, dict):
-        return out
+        return None
     for name in ("model", "system_fingerprint", "usage"):
         if doc.get(name) is not None:
             out[name] = doc[name]
     if flavor == "anthropic":
         found = doc.get("content")
-        blocks: list[Any] = found if isinstance(found, list) else []
+        if not isinstance(found, list):
+            return None
+        blocks: list[Any] = found
         texts = [
             b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text"
         ]
@@ -353,12 +388,18 @@ def _parse_answer(flavor: str, doc: Any) -> dict[str, Any]:
         if doc.get("stop_reason") is not None:
             out["finish_reason"] = doc["stop_reason"]
         return out
-    choices = doc.get("choices") if isinstance(doc.get("choices"), list) else []
-    first = choices[0] if choices and isinstance(choices[0], dict) else {}
-    found_message = first.get("message")
-    message: dict[str, Any] = found_message if isinstance(found_message, dict) else {}
-    content = message.get("content")
-    out["content"] = content if isinstance(content, str) else ""
+    choices = doc.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    first: dict[str, Any] = choices[0]
+    message = first.get("message")
+    if not isinstance(message, dict):
+        return None
+    content, refusal = message.get("content"), message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        out["refusal"] = refusal
+    # a refusal is what the model said: it is compared like any answer
+    out["content"] = content if isinstance(content, str) else out.get("refusal", "")
     if first.get("finish_reason") is not None:
         out["finish_reason"] = first["finish_reason"]
     logprobs = first.get("logprobs")
@@ -403,9 +444,10 @@ async def exchange(
         for name in probe.params
         if name in optional and name not in omit and name in _sent_names(body)
     )
-    if status == 400 and sent_optional:
-        omit.update(sent_optional)
-        omitted = sent_optional
+    refused = _refused_parameters(_json(content), sent_optional) if status == 400 else []
+    if refused:
+        omit.update(refused)
+        omitted = refused
         body = api.body(model, probe, frozenset(omit))
         status, headers, content, failure = await api.send(body)
     elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -421,10 +463,7 @@ async def exchange(
         record["omitted_after_400"] = omitted
     elif omit & set(probe.params):
         record["omitted"] = sorted(omit & set(probe.params))
-    try:
-        doc = json.loads(content) if content else None
-    except ValueError:
-        doc = None
+    doc = _json(content)
     record["body"] = doc if doc is not None else content.decode("utf-8", "replace")
     if status == 0:
         record["error"] = {"class": "network", "reason": failure}
@@ -434,12 +473,17 @@ async def exchange(
         record["error"] = {"class": error_class(status, code), **({"code": code} if code else {})}
         return record
     parsed = _parse_answer(api.flavor, doc)
+    if parsed is None:
+        record["error"] = {"class": "bad_response"}
+        return record
     record["parsed"] = parsed
     text = str(parsed.get("content", ""))
     derived: dict[str, Any] = {"text_b3": text_hash(text), "chars": len(normalise(text))}
     if probe.scorer is not None:
         result = await score(probe.scorer, text)
-        derived.update(score=result.value, score_detail=result.detail)
+        if result.value is not None:
+            derived["score"] = result.value
+        derived["score_detail"] = api.redact(result.detail)
     record["derived"] = derived
     return record
 
