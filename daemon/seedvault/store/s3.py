@@ -89,6 +89,11 @@ class S3Store:
             ) from exc
 
     @property
+    def remote(self) -> bool:
+        """Every call is an HTTP request."""
+        return True
+
+    @property
     def description(self) -> str:
         location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         return f"{location} at {self._endpoint_name}"
