@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -153,20 +152,3 @@ def test_malformed_prefix_refused() -> None:
     """A prefix that is not a well-formed key path is refused when the store is made."""
     with pytest.raises(StoreError, match="prefix"):
         S3Store(endpoint_url=None, bucket="b", prefix="../up", access_key="k", secret_key="s")
-
-
-def test_uploads_send_the_body_without_waiting_for_100_continue(seaweedfs: SeaweedFS) -> None:
-    """PutObject goes out without ``Expect: 100-continue`` (one round trip less per chunk)."""
-    store = seaweedfs.store(seaweedfs.new_bucket("expect"))
-    sent: list[bool] = []
-
-    def record(request: Any, **_: Any) -> None:
-        sent.append("Expect" in request.headers)
-
-    store._client.meta.events.register("before-send.s3.PutObject", record)
-    try:
-        store.put("chunks/ab/c", b"x" * 2_000_000)
-        assert store.get("chunks/ab/c") == b"x" * 2_000_000
-    finally:
-        store.close()
-    assert sent == [False]
