@@ -7,7 +7,8 @@ HTTP download) and stores it in the vault:
   feeds the whole-file hashers (BLAKE3 and SHA-256) in a hashing thread;
 * chunks go to a shared pool of worker threads that hash, check whether the vault already
   holds them (then nothing is uploaded), encode and upload them; at most ``concurrency``
-  chunks are in flight, so memory stays bounded whatever the file size;
+  chunks are in flight, so memory stays bounded whatever the file size; on a remote store a
+  writer stops asking once the answers keep being "no" (see :class:`Probing`);
 * :meth:`FileWriter.finish` waits for every chunk, then writes the file record — chunks are
   durable before the record that names them.
 
@@ -29,6 +30,10 @@ from seedvault.errors import VerificationError
 from seedvault.vault import FileRecord, Vault
 
 HEADER_PEEK_LIMIT = 64 * 1024 * 1024
+PROBE_MISSES = 4
+"""Chunks in a row found absent before a writer on a remote store stops asking first."""
+PROBE_EVERY = 16
+"""While a writer uploads without asking, it still asks for one chunk in this many."""
 
 
 @dataclass
@@ -99,16 +104,78 @@ class Ingestor:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def store_chunk(self, piece: cas.Piece) -> tuple[str, int]:
-        """Hash, dedup, encode and upload one chunk (runs in a worker thread)."""
+    def store_chunk(self, piece: cas.Piece, probing: Probing | None = None) -> tuple[str, int]:
+        """Hash, dedup, encode and upload one chunk (runs in a worker thread).
+
+        With ``probing`` (a writer's), chunks the writer stored already are not looked at
+        again, and the vault is asked for the chunk only when ``probing`` says it may pay off.
+        """
         h = cas.address(piece.data)
-        if self.vault.has_chunk(h):
+        if probing is not None and probing.claim(h):
+            present = True
+        elif probing is None or probing.ask():
+            present = self.vault.has_chunk(h)
+            if probing is not None:
+                probing.answer(present)
+        else:
+            present = False
+        if present:
             self.stats.add_chunk(False, len(piece.data), 0)
         else:
             blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
             self.vault.put_encoded_chunk(h, blob)
             self.stats.add_chunk(True, len(piece.data), len(blob))
         return h, len(piece.data)
+
+
+class Probing:
+    """Whether a writer asks the vault for a chunk before it encodes and uploads it.
+
+    On a local store, asking is a stat and storing an fsynced write: always ask. On a remote
+    store both are a request of about the same cost, and new content answers every question
+    with "no" (half the requests of a capture of new weights, measured). So the writer asks
+    until :data:`PROBE_MISSES` answers in a row are "no", then uploads without asking — a put
+    of a chunk that is already there rewrites the same bytes under the same address, which
+    readers cannot tell apart — and still asks for one chunk in :data:`PROBE_EVERY`: one
+    "yes" (content the vault holds, such as an unchanged part of a new revision) makes it ask
+    for every chunk again. A chunk met twice in one file is stored once and not asked about again.
+
+    Thread-safe: the pool's workers share it. The cost of a wrong guess is bounded: at most
+    ``PROBE_EVERY`` chunks uploaded that the vault had (bandwidth, not space), or
+    ``PROBE_MISSES`` questions asked in vain.
+    """
+
+    def __init__(self, always: bool) -> None:
+        self._always = always
+        self._lock = threading.Lock()
+        self._misses = 0
+        self._unasked = 0
+        self._seen: set[str] = set()
+
+    def claim(self, h: str) -> bool:
+        """Whether this writer met chunk ``h`` before (stored, or being stored by a worker
+        whose result :meth:`FileWriter.finish` waits for too); else remember it now."""
+        with self._lock:
+            if h in self._seen:
+                return True
+            self._seen.add(h)
+            return False
+
+    def ask(self) -> bool:
+        if self._always:
+            return True
+        with self._lock:
+            if self._misses < PROBE_MISSES:
+                return True
+            self._unasked += 1
+            if self._unasked < PROBE_EVERY:
+                return False
+            self._unasked = 0
+            return True
+
+    def answer(self, present: bool) -> None:
+        with self._lock:
+            self._misses = 0 if present else self._misses + 1
 
 
 class _Hasher(threading.Thread):
@@ -141,6 +208,7 @@ class FileWriter:
         self._sem = ingestor._inflight
         self._futures: list[Future[tuple[str, int]]] = []
         self._hasher = _Hasher(git_blob_size)
+        self._probing = Probing(always=not ingestor.vault.store.remote)
         self._aborted = threading.Event()
         self._hasher.start()
         self._chunker: cas.Chunker | None = None
@@ -180,7 +248,7 @@ class FileWriter:
 
     def _submit(self, piece: cas.Piece) -> None:
         self._sem.acquire()
-        future = self._ing._pool.submit(self._ing.store_chunk, piece)
+        future = self._ing._pool.submit(self._ing.store_chunk, piece, self._probing)
         future.add_done_callback(lambda _f: self._sem.release())
         self._futures.append(future)
 

@@ -44,7 +44,7 @@ from seedvault.catalog import Catalog
 from seedvault.errors import IntegrityError, NotInVault, SeedvaultError, VerificationError
 from seedvault.events import Event, SourceState, record_event
 from seedvault.fixity import Damage, FixityReport, buckets_due, verify, verify_files
-from seedvault.ingest import Ingestor
+from seedvault.ingest import Ingestor, Probing
 from seedvault.manifest import Manifest
 from seedvault.sources.base import Expected
 from seedvault.sources.hf import HubClient
@@ -365,7 +365,9 @@ class _Boundaries(_Sink):
 class _RepairIngestor(Ingestor):
     """An ingestor that re-puts a chunk that is present but damaged (not only a missing one)."""
 
-    def store_chunk(self, piece: cas.Piece) -> tuple[str, int]:
+    def store_chunk(self, piece: cas.Piece, probing: Probing | None = None) -> tuple[str, int]:
+        # Every chunk is read and checked: ``probing`` (the writer's guess whether asking
+        # pays off) does not apply to a repair.
         h = cas.address(piece.data)
         if _intact(self.vault, h):
             self.stats.add_chunk(False, len(piece.data), 0)

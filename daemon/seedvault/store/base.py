@@ -57,6 +57,16 @@ class Store(Protocol):
         """A short human-readable location (``fs:/srv/vault``, ``s3://bucket/prefix``)."""
         ...
 
+    @property
+    def remote(self) -> bool:
+        """Whether every call is a network request (S3), rather than a local file operation.
+
+        On a local store :meth:`exists` is a stat, far cheaper than a durable :meth:`put`; on a
+        remote one both are a request of about the same cost. Writers of content-addressed
+        objects use this to decide whether asking before a put can pay off (``ingest.py``).
+        """
+        ...
+
     def get(self, key: str) -> bytes:
         """Return the bytes stored under ``key``.
 

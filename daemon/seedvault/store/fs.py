@@ -54,6 +54,11 @@ class FsStore:
             self._made_dirs.add(path)
 
     @property
+    def remote(self) -> bool:
+        """Files on a local filesystem."""
+        return False
+
+    @property
     def description(self) -> str:
         return f"fs:{self.root}"
 

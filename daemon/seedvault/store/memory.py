@@ -20,6 +20,11 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     @property
+    def remote(self) -> bool:
+        """A dict in this process."""
+        return False
+
+    @property
     def description(self) -> str:
         return f"memory:{id(self):x}"
 

@@ -77,16 +77,25 @@ class S3Store:
             # Self-hosted servers are addressed by IP or a bare host name, where bucket
             # subdomains do not resolve.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
+            # The vault builds every request's parameters itself; botocore's check of each
+            # one against the API model is pure CPU (~0.1 ms per request).
+            parameter_validation=False,
         )
         try:
             session = Session(
                 aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
             )
             self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
+            self._client.meta.events.register("before-send.s3.PutObject", _no_expect)
         except (*_FAILURES, ValueError) as exc:  # botocore raises ValueError for a bad URL
             raise StoreError(
                 self._scrub(f"cannot set up S3 for {self.description}: {exc}")
             ) from exc
+
+    @property
+    def remote(self) -> bool:
+        """Every call is an HTTP request."""
+        return True
 
     @property
     def description(self) -> str:
@@ -253,6 +262,17 @@ class S3Store:
         if len(self._secret) < 8:
             return text
         return text.replace(self._secret, "***")
+
+
+def _no_expect(request: Any, **_: Any) -> None:
+    """Send a PutObject body at once instead of after a ``100 Continue``.
+
+    botocore asks for ``Expect: 100-continue`` on every upload, which costs each PUT an extra
+    round trip and interim response; the vault's objects are small (chunks ≤ 4 MiB), so
+    sending a body the server then refuses wastes little. Returns None: a before-send handler
+    that returned something would replace the HTTP response.
+    """
+    request.headers.pop("Expect", None)
 
 
 def _details(exc: ClientError) -> tuple[str, int | None, str]:
