@@ -22,7 +22,6 @@ from seedvault.app import Node
 from seedvault.capture import capture
 from seedvault.config import Config, describe, load_config, parse_duration
 from seedvault.errors import SeedvaultError, UsageError
-from seedvault.export import export_hf_cache, export_plain
 from seedvault.fixity import verify
 from seedvault.gc import collect
 from seedvault.logs import setup_logging
@@ -179,6 +178,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from seedvault.export import export_hf_cache, export_plain  # loads the server's modules
+
     with Node.open(_config(args)) as node:
         sid = _resolve(node, args.target)
         manifest = node.vault.snapshot(sid)
