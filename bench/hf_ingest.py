@@ -288,6 +288,7 @@ def seaweedfs(work: Path) -> Iterator[S3]:
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",
         "-bucket=svbench",
+        "-volume.max=1000",  # one volume per bucket; the default cap is free disk / 1 GB
     ]
     env = {
         **os.environ,

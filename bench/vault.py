@@ -476,6 +476,7 @@ def seaweedfs(workdir: Path) -> Iterator[dict[str, str]]:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-bucket=svbench-vault",
+        "-volume.max=1000",  # one volume per bucket; the default cap is free disk / 1 GB
     ]
     weed_env = {
         **os.environ,

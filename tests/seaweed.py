@@ -7,7 +7,11 @@ random admin keys, its own process group, output to ``weed.log`` in a temp folde
 takes a fresh bucket (:meth:`SeaweedFS.new_bucket`), so tests never see each other's objects.
 
 The server also runs with ``-s3.autoCreateBucket=false``: by default SeaweedFS creates a missing
-bucket on the first PutObject from an admin identity, which real S3 never does.
+bucket on the first PutObject from an admin identity, which real S3 never does. And with
+``-volume.max=1000``: each bucket takes a volume of its own, and ``weed mini`` otherwise caps the
+volumes at free disk / volume size (36 with 37 GB free, measured), so a whole suite's buckets
+would fail with HTTP 500 on a machine with less free disk. Volumes are sparse (150 buckets of
+one object each: 2.4 MB on disk).
 
 A missing ``weed`` binary skips the S3 tests on a developer machine and fails them under CI.
 """
@@ -201,6 +205,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",
         "-bucket=seedvault",
+        "-volume.max=1000",  # one volume per bucket; the default cap is free disk / 1 GB
     ]
     env = {
         **os.environ,
