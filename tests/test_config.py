@@ -112,3 +112,23 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
     assert "vault.secret_key_env = SEEDVAULT_S3_SECRET_KEY (set, value not shown)" in result.stdout
     assert "s3cr3t-v" not in result.stdout + result.stderr
     assert "AKIA-very-secret" not in result.stdout + result.stderr
+
+
+def test_vault_commands_need_no_watch_or_alert_secrets(tmp_path: Path) -> None:
+    """`ls` (and the other vault commands) work while a provider key or an SMTP password is
+    unset; `check-config` and `run` still refuse, naming it."""
+    path = tmp_path / "node.toml"
+    path.write_text(
+        '[vault]\npath = "vault"\n[catalog]\npath = "catalog.sqlite"\n'
+        "[[watch.models_api]]\nid='o'\nflavor='openai'\nbase_url='http://127.0.0.1:9'\n"
+        "api_key_env='SV_TEST_UNSET_KEY'\n"
+        "[[alerts.email]]\nto=['l@example.org']\nfrom='n@example.org'\nusername='u'\n"
+        "password_env='SV_TEST_UNSET_PASSWORD'\n"
+    )
+    env = {"SV_TEST_UNSET_KEY": "", "SV_TEST_UNSET_PASSWORD": ""}
+    listed = run_cli(["ls", "--config", str(path)], cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    for command in ("check-config", "run"):
+        refused = run_cli([command, "--config", str(path)], cwd=tmp_path, env=env)
+        assert refused.returncode == 2
+        assert "SV_TEST_UNSET_KEY is not set" in refused.stderr + refused.stdout

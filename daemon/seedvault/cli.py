@@ -44,11 +44,13 @@ config: --config PATH, else ./seedvault.toml when present, else built-in default
 """
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, *, secrets: bool = False) -> Config:
+    """The config; ``secrets`` also requires every watch, alert and server-token secret to be
+    set (``run``, ``serve`` and ``check-config``: the vault commands need none of them)."""
     path = args.config
     if path is None and Path("seedvault.toml").is_file():
         path = "seedvault.toml"
-    return load_config(path)
+    return load_config(path, secrets=secrets)
 
 
 def _is_snapshot_id(text: str) -> bool:
@@ -208,14 +210,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from seedvault.app import run_daemon
 
     setup_logging(level=args.log_level, stream=sys.stdout)  # every log line, config's too
-    cfg = _config(args)
+    cfg = _config(args, secrets=True)
     return run_daemon(cfg, cfg.source_path or None)  # SIGHUP reloads that same file
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from seedvault.server import run_server
 
-    cfg = _config(args)
+    cfg = _config(args, secrets=True)
     setup_logging(level=args.log_level, stream=sys.stdout)
     with Node.open(cfg) as node:
         return run_server(node)
@@ -275,7 +277,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _config(args, secrets=True)
     print(f"# effective settings ({cfg.source_path or 'built-in defaults'}); secrets are env names")
     for key, value, _help in describe(cfg):
         shown = value

@@ -294,7 +294,7 @@ def _resolve(base: Path, value: str) -> str:
     return value if Path(value).is_absolute() else str((base / value).resolve())
 
 
-def _check(cfg: Config, env: dict[str, str]) -> Config:
+def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
     if cfg.vault.backend == "s3":
         if not cfg.vault.bucket:
             raise ConfigError('vault.bucket: required when vault.backend is "s3"')
@@ -306,21 +306,21 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         raise ConfigError("vault.max_chunk_bytes: must be at least 4194304 (the chunker's max)")
     if not 1 <= cfg.ingest.zstd_level <= 22:
         raise ConfigError(f"ingest.zstd_level: expected 1 to 22, got {cfg.ingest.zstd_level}")
-    for i, name in enumerate(cfg.server.tokens_env):
+    for i, name in enumerate(cfg.server.tokens_env if secrets else []):
         if not env.get(name):
             raise ConfigError(f"server.tokens_env[{i}]: environment variable {name} is not set")
-    for i, w in enumerate(cfg.watch.models_api):
+    for i, w in enumerate(cfg.watch.models_api if secrets else []):
         if not env.get(w.api_key_env):
             raise ConfigError(
                 f"watch.models_api[{i}].api_key_env: environment variable {w.api_key_env} "
                 "is not set"
             )
-    for i, e in enumerate(cfg.alerts.email):
+    for i, e in enumerate(cfg.alerts.email if secrets else []):
         if e.username and not (e.password_env and env.get(e.password_env)):
             raise ConfigError(
                 f"alerts.email[{i}].password_env: required (and must be set) with a username"
             )
-    for i, hook in enumerate(cfg.alerts.webhook):
+    for i, hook in enumerate(cfg.alerts.webhook if secrets else []):
         if hook.secret_env and not env.get(hook.secret_env):
             name = hook.secret_env
             raise ConfigError(
@@ -378,8 +378,17 @@ def _suite_path(base: Path, suite: str) -> str:
     return suite if suite in bundled_suites() else _resolve(base, suite)
 
 
-def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None,
+    env: dict[str, str] | None = None,
+    *,
+    secrets: bool = True,
+) -> Config:
     """Load and validate a config file (None: built-in defaults relative to the cwd).
+
+    ``secrets=False`` skips the checks that the secrets of watches, alerts and server tokens
+    are set (commands that only read or write the vault need none of them); the vault's own
+    credentials are always checked.
 
     Raises:
         ConfigError: unreadable file, bad TOML, unknown key, wrong type or value, missing
@@ -416,7 +425,7 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
             probes=[replace(w, suite=_suite_path(base, w.suite)) for w in cfg.watch.probes],
         ),
     )
-    return _check(cfg, environ)
+    return _check(cfg, environ, secrets)
 
 
 def describe(cfg: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
