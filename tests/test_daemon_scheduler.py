@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from seedvault.app import Node
 from seedvault.config import load_config
+from seedvault.events import Event
 from seedvault.metrics import DaemonMetrics
+from seedvault.provider import WatchResult
 from seedvault.scheduler import JobScheduler, Watches
 from tests.test_daemon_support import free_port, hf_watch, poll_until, write_config
 
@@ -84,5 +87,36 @@ async def test_reload_adds_removes_and_reschedules_watches(tmp_path: Path) -> No
         assert scheduled[2]["added"] == scheduled[2]["changed"] == []
         watches.apply(first)
         assert scheduler.job_ids() == ["watch:hf:org/a", "watch:hf:org/b"]
+        await scheduler.stop(1.0)
+        await watches.close()
+
+
+async def test_a_deprecation_runs_the_rescue_checks_at_once(tmp_path: Path) -> None:
+    """A provider poll that records `deprecated` moves every probes watch's rescue check to
+    now; other events leave it at its time."""
+    watches_toml = (
+        '[[watch.models_api]]\nid = "api"\nflavor = "openai"\nbase_url = "http://127.0.0.1:9"\n'
+        'api_key_env = "PATH"\n'
+        '[[watch.probes]]\nid = "q"\napi = "api"\nmodels = ["m"]\nevery = "24h"\n'
+    )
+    cfg = load_config(write_config(tmp_path, None, free_port(), watches_toml))
+    with Node.open(cfg) as node:
+        scheduler = JobScheduler(max_captures=1)
+        scheduler.start()
+        watches = Watches(node, scheduler, DaemonMetrics())
+        watches.apply(cfg)
+        job = scheduler._aps.get_job("watch:rescue:q")
+        far = datetime.now(UTC) + timedelta(hours=1)
+        job.modify(next_run_time=far)
+
+        def result(event_type: str) -> WatchResult:
+            event = Event(event_type, "page/p", {"provider": "openai", "model": "m"}, "x")
+            return WatchResult("page/p", "captured", (event,))
+
+        watches._account_provider("page:p", [result("replacement_changed")])
+        assert scheduler._aps.get_job("watch:rescue:q").next_run_time == far
+        watches._account_provider("page:p", [result("deprecated")])
+        soon = scheduler._aps.get_job("watch:rescue:q").next_run_time
+        assert soon < datetime.now(UTC) + timedelta(seconds=5)
         await scheduler.stop(1.0)
         await watches.close()
