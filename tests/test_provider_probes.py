@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from seedvault.config import ModelsApiWatch, ProbesWatch
-from seedvault.events import record_event
+from seedvault.events import SourceState, record_event
 from seedvault.probing import poll_probes, read_run, rescue_probes
 from seedvault.provider import WatchResult
 from seedvault.sources.pages import RetryPolicy
@@ -459,3 +459,30 @@ async def test_a_rate_limited_rescue_is_tried_again_and_runs_never_overlap(
         watch, api, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor,
         env=ENV, policy=FAST,
     ) == []  # fmt: skip
+
+
+async def test_a_crash_after_the_event_never_gives_a_second_event(
+    node: Node, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies right after `behaviour_changed` is recorded, before the poll's last
+    state save: the next poll neither loses nor repeats the event."""
+    fake_provider.chat.models[MODEL] = Model()
+    await run(node, fake_provider, "openai")
+    fake_provider.chat.models[MODEL] = Model(answer=other_answer)
+    real_save = SourceState.save
+
+    class Killed(BaseException):
+        pass
+
+    def dying_save(self: SourceState, vault: Any, catalog: Any) -> bool:
+        if catalog.events(type="behaviour_changed").events:
+            monkeypatch.setattr(SourceState, "save", real_save)
+            raise Killed  # the poll's last save never happens
+        return real_save(self, vault, catalog)
+
+    monkeypatch.setattr(SourceState, "save", dying_save)
+    with pytest.raises(Killed):
+        await run(node, fake_provider, "openai")
+    after = await run(node, fake_provider, "openai")
+    assert types(after) == []
+    assert len(node.catalog.events(type="behaviour_changed").events) == 1

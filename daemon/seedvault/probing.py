@@ -118,6 +118,7 @@ async def _poll_probes(
     suite: Suite | None,
 ) -> WatchResult:
     poll = Poll(vault, catalog, probes_source_key(watch.id, model))
+    await _flush_pending(poll)
     subject = {"watch": watch.id, "api": api_watch.id, "model": model}
     api_key = (os.environ if env is None else env).get(api_watch.api_key_env, "")
     try:
@@ -189,9 +190,28 @@ async def _judge_run(poll: Poll, subject: dict[str, str], run: ProbeRun, snapsho
         if before != after:
             payload[name] = {"before": list(before), "after": list(after)}
     event = Event("behaviour_changed", poll.key, subject, snapshot, baseline, snapshot, payload)
+    # the verdict is saved with the new baseline before the event is recorded: a crash in
+    # between records this same event at the next poll, never a second one for the change
+    state.doc.update(baseline=snapshot, seen=now_seen, pending=event.to_json(""))
+    await asyncio.to_thread(state.save, poll.vault, poll.catalog)
     await poll.emit(event)
-    state.doc.update(baseline=snapshot, seen=now_seen)
+    state.doc.pop("pending")
     poll.log.warning("behaviour_changed", measure=first.measure, magnitude=payload["magnitude"])
+
+
+async def _flush_pending(poll: Poll) -> None:
+    """Record the event a crashed poll decided on but may not have recorded (once: an event
+    already recorded is recognised by its id)."""
+    doc = poll.state.doc.pop("pending", None)
+    if not isinstance(doc, dict):
+        return
+    event = Event(
+        doc["type"], doc["source"], doc["subject"], doc["evidence"], doc.get("before"),
+        doc.get("after"), doc.get("payload", {}), doc.get("severity"),
+    )  # fmt: skip
+    await poll.emit(event)
+    await asyncio.to_thread(poll.state.save, poll.vault, poll.catalog)
+    poll.log.warning("probe_pending_event_flushed", event_id=event.id)
 
 
 def read_run(vault: Vault, snapshot_id: str) -> dict[str, Any]:
