@@ -7,6 +7,7 @@ and content the vault holds is still found and not uploaded again.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -148,3 +149,43 @@ def test_uploads_send_the_body_without_waiting_for_100_continue(
     finally:
         store.close()
     assert sent == [False]
+
+
+@pytest.mark.s3
+def test_a_blind_upload_never_rewrites_a_chunk_the_vault_holds(
+    counted: tuple[Vault, Counter[str]],
+) -> None:
+    """New content switches the writer to uploading without asking; when known content
+    follows, the store refuses those uploads (a conditional create): the stored objects stay
+    untouched and the chunks count as deduplicated, not as newly stored."""
+    vault, requests = counted
+    known = random_bytes(30_000_000, 11)
+    ingestor = Ingestor(vault)
+    try:
+        known_chunks = {h for h, _ in ingestor.put_bytes(known, "known.bin").chunks}
+    finally:
+        ingestor.close()
+    store: Any = vault.store
+
+    def stamp(h: str) -> Any:
+        head = store._client.head_object(
+            Bucket=store.bucket, Key=store._name(f"chunks/{h[:2]}/{h}")
+        )
+        return head["LastModified"], head["ETag"]
+
+    before = {h: stamp(h) for h in known_chunks}
+    time.sleep(1.1)  # LastModified has one-second resolution
+    requests.clear()
+    ingestor = Ingestor(vault)
+    try:
+        record = ingestor.put_bytes(random_bytes(30_000_000, 12) + known, "mixed.bin")
+    finally:
+        ingestor.close()
+    stats = ingestor.stats
+    assert requests["HeadObject"] < stats.chunks  # it did upload without asking
+    reused = {h for h, _ in record.chunks} & known_chunks
+    assert len(reused) >= len(known_chunks) - 2  # the known part dedups
+    assert requests["PutObject"] > stats.chunks_new  # some uploads were refused ...
+    assert {h: stamp(h) for h in known_chunks} == before  # ... and rewrote nothing
+    assert stats.chunks_new == len({h for h, _ in record.chunks} - known_chunks)
+    assert b"".join(vault.iter_file(record.blake3)) == random_bytes(30_000_000, 12) + known

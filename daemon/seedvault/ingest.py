@@ -111,6 +111,7 @@ class Ingestor:
         again, and the vault is asked for the chunk only when ``probing`` says it may pay off.
         """
         h = cas.address(piece.data)
+        blind = False
         if probing is not None and probing.claim(h):
             present = True
         elif probing is None or probing.ask():
@@ -119,12 +120,19 @@ class Ingestor:
                 probing.answer(present)
         else:
             present = False
+            blind = True
         if present:
             self.stats.add_chunk(False, len(piece.data), 0)
-        else:
-            blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
+            return h, len(piece.data)
+        blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
+        if not blind:
             self.vault.put_encoded_chunk(h, blob)
-            self.stats.add_chunk(True, len(piece.data), len(blob))
+        elif not self.vault.put_new_chunk(h, blob):  # it was there: count it as dedup
+            assert probing is not None
+            probing.answer(True)
+            self.stats.add_chunk(False, len(piece.data), 0)
+            return h, len(piece.data)
+        self.stats.add_chunk(True, len(piece.data), len(blob))
         return h, len(piece.data)
 
 
@@ -134,11 +142,12 @@ class Probing:
     On a local store, asking is a stat and storing an fsynced write: always ask. On a remote
     store both are a request of about the same cost, and new content answers every question
     with "no" (half the requests of a capture of new weights, measured). So the writer asks
-    until :data:`PROBE_MISSES` answers in a row are "no", then uploads without asking — a put
-    of a chunk that is already there rewrites the same bytes under the same address, which
-    readers cannot tell apart — and still asks for one chunk in :data:`PROBE_EVERY`: one
-    "yes" (content the vault holds, such as an unchanged part of a new revision) makes it ask
-    for every chunk again. A chunk met twice in one file is stored once and not asked about again.
+    until :data:`PROBE_MISSES` answers in a row are "no", then uploads without asking — as a
+    conditional create (``If-None-Match: *``), so a chunk that is already there is never
+    rewritten: the store refuses, and the refusal counts as a "yes" — and still asks for one
+    chunk in :data:`PROBE_EVERY`: one "yes" (content the vault holds, such as an unchanged
+    part of a new revision) makes it ask for every chunk again. A chunk met twice in one file
+    is stored once and not asked about again.
 
     Thread-safe: the pool's workers share it. The cost of a wrong guess is bounded: at most
     ``PROBE_EVERY`` chunks uploaded that the vault had (bandwidth, not space), or

@@ -205,6 +205,25 @@ class Vault:
         """Store an encoded chunk (the caller computed ``h`` from its plaintext)."""
         self.store.put(sharded("chunks", h), blob)
 
+    def put_new_chunk(self, h: str, blob: bytes) -> bool:
+        """Store an encoded chunk unless one is there already (a conditional create, so a
+        stored object is never rewritten); True if this call stored it.
+
+        For uploads made without asking first: the store refuses to replace an existing
+        object, and a refusal that is not explained by an object being there (a conflicting
+        concurrent create) is retried.
+        """
+        key = sharded("chunks", h)
+        for _ in range(3):
+            try:
+                self.store.put_if(key, blob, None)
+                return True
+            except PreconditionFailed:
+                if self.store.exists(key):
+                    return False
+        self.store.put_if(key, blob, None)  # the last refusal propagates
+        return True
+
     def read_chunk(self, h: str) -> bytes:
         """The verified plaintext of chunk ``h``.
 

@@ -86,7 +86,8 @@ class S3Store:
                 aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
             )
             self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
-            self._client.meta.events.register("before-send.s3.PutObject", _no_expect)
+            if endpoint_url:  # AWS itself may refuse mid-body; keep its early answer there
+                self._client.meta.events.register("before-send.s3.PutObject", _no_expect)
         except (*_FAILURES, ValueError) as exc:  # botocore raises ValueError for a bad URL
             raise StoreError(
                 self._scrub(f"cannot set up S3 for {self.description}: {exc}")
@@ -269,8 +270,11 @@ def _no_expect(request: Any, **_: Any) -> None:
 
     botocore asks for ``Expect: 100-continue`` on every upload, which costs each PUT an extra
     round trip and interim response; the vault's objects are small (chunks ≤ 4 MiB), so
-    sending a body the server then refuses wastes little. Returns None: a before-send handler
-    that returned something would replace the HTTP response.
+    sending a body the server then refuses wastes little. Only for an explicit
+    ``endpoint_url`` (SeaweedFS, Ceph, MinIO): AWS may close the connection on a refused
+    upload mid-body, and its error code then only reaches a client that waited for ``100``.
+    Returns None: a before-send handler that returned something would replace the HTTP
+    response.
     """
     request.headers.pop("Expect", None)
 
