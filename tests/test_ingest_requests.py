@@ -125,9 +125,18 @@ def test_local_stores_ask_for_every_chunk(tmp_path: Any) -> None:
     """On a local store a stat is far cheaper than an fsynced write: no chunk is put blind."""
     vault = Vault.open(FsStore(tmp_path / "vault", fsync=False))
     assert not vault.store.remote
-    data = random_bytes(12_000_000, 5)
-    _ingest(vault, data, "a.bin")
-    again = _ingest(vault, b"x" + data, "b.bin")  # shifted: the first chunk differs
+    asked: list[str] = []
+    real_has_chunk = vault.has_chunk
+
+    def has_chunk(h: str) -> bool:
+        asked.append(h)
+        return real_has_chunk(h)
+
+    vault.has_chunk = has_chunk  # type: ignore[method-assign]
+    first = _ingest(vault, random_bytes(12_000_000, 5), "a.bin")
+    assert first.stats.chunks_new == first.stats.chunks  # all new: a remote store stops asking
+    assert len(asked) == first.stats.chunks
+    again = _ingest(vault, b"x" + random_bytes(12_000_000, 5), "b.bin")  # shifted first chunk
     assert again.stats.chunks_new <= 2
 
 
