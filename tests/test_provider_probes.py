@@ -23,6 +23,7 @@ import pytest
 
 from seedvault.config import ModelsApiWatch, ProbesWatch
 from seedvault.events import SourceState, record_event
+from seedvault.notify.render import headline
 from seedvault.probing import poll_probes, read_run, rescue_probes
 from seedvault.provider import WatchResult
 from seedvault.sources.pages import RetryPolicy
@@ -167,6 +168,8 @@ async def test_a_model_that_answers_differently_the_next_day_gives_one_event(
     # three of the four scored probes went wrong: numeric, JSON and code; the fact still holds
     assert measures["score"]["magnitude"] == "-0.750"
     assert measures["score"]["probes"] == ["arithmetic", "code", "json"]
+    title = headline(event.to_json(""))  # what the mailing list reads first
+    assert title == f"Behaviour changed: {flavor}-api/{MODEL}, text 1.000 (noise 0.000)"
     day3 = await run(node, fake_provider, flavor)
     assert types(day3) == []  # the new behaviour is the baseline now
 

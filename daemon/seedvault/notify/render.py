@@ -178,6 +178,13 @@ def headline(event: dict[str, Any]) -> str:
         extra = f", {payload.get('days_left', '?')} days to shutdown on {subject.get('shutdown')}"
     elif event_type == "revision_new":
         extra = f" ({str(event.get('after', ''))[:12]})" if event.get("after") else ""
+    elif event_type == "behaviour_changed":
+        payload = event.get("payload") or {}
+        if isinstance(payload, dict) and payload.get("measure"):
+            extra = (
+                f", {payload['measure']} {payload.get('magnitude', '?')}"
+                f" (noise {payload.get('noise', '?')})"
+            )
     title = event_type.replace("_", " ").capitalize()
     return clean(f"{title}: {_name(event)}{extra}", 200)
 
