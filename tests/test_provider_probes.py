@@ -241,7 +241,7 @@ async def test_rejected_parameters_are_omitted_and_recorded(
     assert result.status == "captured"
     assert types(result) == []
     records = exchanges(node, result)
-    assert records[0]["omitted_after_400"] == ["temperature"]
+    assert records[0]["omitted_after_refusal"] == ["temperature"]
     assert all(r.get("omitted") == ["temperature"] for r in records[1:])
     assert all(r["status"] == 200 and "temperature" not in r["request"]["body"] for r in records)
     posts = fake_provider.chat_requests()
@@ -384,6 +384,19 @@ async def test_a_200_without_an_answer_is_inconclusive_not_a_change(
     assert types(await run(node, fake_provider, "openai")) == []  # the baseline held
 
 
+async def test_a_422_naming_a_parameter_drops_it_too(
+    node: Node, fake_provider: FakeProvider
+) -> None:
+    """Mistral refuses fields it does not know with a 422 whose detail names the field."""
+    fake_provider.chat.models[MODEL] = Model(rejects={"seed"}, reject_style="mistral")
+    result = await run(node, fake_provider, "mistral")
+    assert result.status == "captured"
+    records = exchanges(node, result)
+    assert records[0]["omitted_after_refusal"] == ["seed"]
+    assert all(r["status"] == 200 and "seed" not in r["request"]["body"] for r in records)
+    assert all(r["request"]["body"]["temperature"] == 0 for r in records)
+
+
 async def test_a_400_that_names_no_parameter_drops_nothing(
     node: Node, fake_provider: FakeProvider
 ) -> None:
@@ -392,7 +405,7 @@ async def test_a_400_that_names_no_parameter_drops_nothing(
     records = exchanges(node, result)
     assert len(fake_provider.chat_requests()) == 15  # no second try without parameters
     assert all(r["error"]["class"] == "bad_request" for r in records)
-    assert all("omitted" not in r and "omitted_after_400" not in r for r in records)
+    assert all("omitted" not in r and "omitted_after_refusal" not in r for r in records)
     assert all(r["request"]["body"]["temperature"] == 0 for r in records)
 
 

@@ -177,7 +177,7 @@ def _omitted(run: Mapping[str, Any]) -> tuple[str, ...]:
     """Parameters a run left out (after a 400 or for the whole run)."""
     names: set[str] = set()
     for e in run.get("exchanges", []):
-        names.update(e.get("omitted", []), e.get("omitted_after_400", []))
+        names.update(e.get("omitted", []), e.get("omitted_after_refusal", []))
     return tuple(sorted(names))
 
 

@@ -10,7 +10,7 @@
     max_tokens = 200
     temperature = 0
     seed = 1234
-    optional = ["temperature", "seed", "logprobs"]   # dropped if the API answers 400
+    optional = ["temperature", "seed", "logprobs"]   # dropped if the API refuses them
     [[probes]]
     id = "arithmetic"
     messages = [{role = "user", content = "What is 17 times 23? Reply with the number only."}]
@@ -19,10 +19,11 @@
 Parameters: ``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop`` and ``logprobs``.
 Each flavor sends the ones it has (Anthropic has no ``seed`` and no ``logprobs``, and takes
 ``system`` messages as its top-level ``system``). A parameter listed in ``optional`` may be
-omitted: when a 400 answer names optional parameters the request carried (in the error's
-``param`` or its message), it is sent once more without them, and they stay omitted for the
-rest of that run (newer Anthropic and OpenAI models reject non-default sampling parameters);
-the record says what was omitted. Any other 400 is recorded as it came.
+omitted: when a 400 or 422 answer names optional parameters the request carried (in the
+error's ``param`` or message, else anywhere in the body), it is sent once more without them,
+and they stay omitted for the rest of that run (newer Anthropic and OpenAI models reject
+non-default sampling parameters, Mistral unknown fields such as ``seed``); the record says
+what was omitted. Any other refusal is recorded as it came.
 
 **A run** (:func:`run_suite`) sends every probe ``repeat`` times, one request at a time, and
 records per exchange (``providers.md`` §3): the request as sent (URL without credentials, the
@@ -268,17 +269,21 @@ def error_class(status: int, code: str = "") -> str:
 
 
 def _refused_parameters(doc: Any, sent: Sequence[str]) -> list[str]:
-    """The parameters among ``sent`` a 400 answer names (its ``param`` field or its message)."""
+    """The parameters among ``sent`` that a 400/422 answer names: OpenAI-style
+    ``error.param`` or ``error.message``, else anywhere in the body (Mistral's 422 lists
+    ``"loc": ["body", "seed"]``)."""
     err = doc.get("error") if isinstance(doc, dict) else None
-    if not isinstance(err, dict):
+    if isinstance(err, dict):
+        param, message = err.get("param"), err.get("message")
+        text = " ".join(v for v in (param, message) if isinstance(v, str))
+    elif doc is not None:
+        text = json.dumps(doc)[:20_000]
+    else:
         return []
-    param, message = err.get("param"), err.get("message")
-    param = param if isinstance(param, str) else ""
-    message = message if isinstance(message, str) else ""
     named = []
     for name in sent:
         aliases = {name, "stop_sequences"} if name == "stop" else {name}
-        if param in aliases or any(re.search(rf"\b{a}\b", message) for a in aliases):
+        if any(re.search(rf"\b{a}\b", text) for a in aliases):
             named.append(name)
     return named
 
@@ -434,7 +439,7 @@ async def exchange(
     omit: set[str],
 ) -> dict[str, Any]:
     """Send one probe once and return its record; ``omit`` gains the ``optional`` parameters
-    the API refused (with a 400)."""
+    the API refused (with a 400 or 422 naming them)."""
     started = time.monotonic()
     body = api.body(model, probe, frozenset(omit))
     status, headers, content, failure = await api.send(body)
@@ -444,7 +449,7 @@ async def exchange(
         for name in probe.params
         if name in optional and name not in omit and name in _sent_names(body)
     )
-    refused = _refused_parameters(_json(content), sent_optional) if status == 400 else []
+    refused = _refused_parameters(_json(content), sent_optional) if status in (400, 422) else []
     if refused:
         omit.update(refused)
         omitted = refused
@@ -460,7 +465,7 @@ async def exchange(
         "time_ms": elapsed_ms,
     }
     if omitted:
-        record["omitted_after_400"] = omitted
+        record["omitted_after_refusal"] = omitted
     elif omit & set(probe.params):
         record["omitted"] = sorted(omit & set(probe.params))
     doc = _json(content)
