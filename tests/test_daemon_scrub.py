@@ -74,11 +74,22 @@ async def test_scrub_reports_raises_and_repairs_then_finds_nothing(
         key = key or sharded("files", weights)
         flip_byte(tmp_path / "vault", key)
         fake_hub.requests.clear()
+        held: list[bool] = []  # whether gc would have to wait while the repair re-puts
+        real_put = node.vault.store.put
+
+        def put(key: str, data: bytes) -> None:
+            if key.startswith(("chunks/", "files/")):
+                held.append(any(True for _ in node.vault.store.list("locks/capture/")))
+            real_put(key, data)
+
+        node.vault.store.put = put  # type: ignore[method-assign]
         async with HubClient(fake_hub.endpoint, None) as client:
             scrubber = Scrubber(
                 node.vault, node.catalog, period_days=1, clients=lambda _e, _r: client
             )
             result = await scrubber.run(day=100)
+            assert held
+            assert all(held)
             assert result is not None
             assert list(result.report.damage) == [key]
             assert list(result.repaired) == [key]

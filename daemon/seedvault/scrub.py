@@ -208,6 +208,16 @@ class Scrubber:
     # -- repair --------------------------------------------------------------------------------
 
     async def _repair(self, report: FixityReport, result: ScrubResult) -> None:
+        # like a capture, a repair writes objects that nothing references until it finishes:
+        # its capture lock keeps gc away meanwhile
+        lock = self.vault.capture_lock()
+        await asyncio.to_thread(lock.__enter__)
+        try:
+            await self._repair_locked(report, result)
+        finally:
+            await asyncio.to_thread(lock.__exit__, None, None, None)
+
+    async def _repair_locked(self, report: FixityReport, result: ScrubResult) -> None:
         pending = {k for k in report.damage if k.startswith(("chunks/", "files/"))}
         for key in set(report.damage) - pending:
             result.unrepaired[key] = "snapshot manifests exist only here: restore from a copy"
