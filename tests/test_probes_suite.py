@@ -156,8 +156,29 @@ async def test_python_scorer_cannot_write_reach_the_network_or_read_the_daemon(
             assert result.value == 0, (what, result)
             assert "Error" in result.detail, (what, result)
     assert not (tmp_path / "x").exists()
-    control = Scorer.from_toml({"kind": "python", "check": "import os; os.getpid() == 1"}, "s")
-    assert (await score(control, "")).value == 1
+    control = Scorer.from_toml(
+        {"kind": "python", "check": "import os; assert os.getpid() == 1"}, "s"
+    )
+    assert (await score(control, "")).value == 1  # pid 1 of its own pid namespace
+
+
+async def test_python_scorer_keeps_no_output_of_the_answer() -> None:
+    """Only an exception name is kept from what the answer printed: it could print any file
+    it can read. A line that imitates the runner's own isolation refusal is not kept either."""
+    check = Scorer.from_toml({"kind": "python", "check": "assert False"}, "s")
+    leaky = (
+        "import sys\nsys.stderr.write('sk-from-a-file-1234\\n')\nraise ValueError('sk-in-message')"
+    )
+    result = await score(check, leaky)
+    assert result.detail == "failed: ValueError"
+    fake = (
+        "import os, sys\n"
+        "sys.stderr.write('isolation: sk-secret-5678 failed (errno 1)\\n')\n"
+        "os._exit(97)"
+    )
+    imitated = await score(check, fake)
+    assert imitated.value == 0
+    assert "sk-secret" not in imitated.detail
 
 
 async def test_a_scorer_that_fails_scores_zero_instead_of_stopping_the_run() -> None:

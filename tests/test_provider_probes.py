@@ -265,6 +265,7 @@ async def test_429_is_retried_and_a_run_that_stays_rate_limited_is_not_compared(
     assert limited.status == "incomplete"
     assert types(limited) == ["capture_failed"]
     assert limited.events[0].severity == "routine"
+    assert limited.events[0].payload["classes"] == ["rate_limited"]
     assert {r["error"]["class"] for r in exchanges(node, limited)} == {"rate_limited"}
     fake_provider._faults.clear()
     fake_provider.chat.models[MODEL] = Model()  # back as it was: nothing to say
@@ -397,16 +398,24 @@ async def test_a_422_naming_a_parameter_drops_it_too(
     assert all(r["request"]["body"]["temperature"] == 0 for r in records)
 
 
+@pytest.mark.parametrize(
+    ("message", "error_class"),
+    [("prompt is too long: 250000 tokens > 200000 maximum", "bad_request"),
+     ("Your credit balance is too low to access the API.", "auth")],
+)  # fmt: skip
 async def test_a_400_that_names_no_parameter_drops_nothing(
-    node: Node, fake_provider: FakeProvider
+    node: Node, fake_provider: FakeProvider, message: str, error_class: str
 ) -> None:
-    fake_provider.chat.models[MODEL] = Model(refuse_400="Your credit balance is too low.")
+    """A 400 naming no parameter is recorded as it came; one about the account (credit) is an
+    account matter like a bad key: the run is inconclusive, never a behaviour change."""
+    fake_provider.chat.models[MODEL] = Model(refuse_400=message)
     result = await run(node, fake_provider, "openai")
     records = exchanges(node, result)
     assert len(fake_provider.chat_requests()) == 15  # no second try without parameters
-    assert all(r["error"]["class"] == "bad_request" for r in records)
+    assert all(r["error"]["class"] == error_class for r in records)
     assert all("omitted" not in r and "omitted_after_refusal" not in r for r in records)
     assert all(r["request"]["body"]["temperature"] == 0 for r in records)
+    assert result.status == ("incomplete" if error_class == "auth" else "captured")
 
 
 async def test_answers_seen_in_unchanged_runs_are_noise_for_later_runs(

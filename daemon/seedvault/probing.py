@@ -137,12 +137,14 @@ async def _poll_probes(
         source, vault=vault, catalog=catalog, ingestor=ingestor, trigger=trigger, labels=labels
     )
     if run.inconclusive:
-        detail = f"inconclusive answers to {', '.join(run.inconclusive)}"
+        classes = run.inconclusive_classes
+        detail = f"{'/'.join(classes)} answers to {', '.join(run.inconclusive)}"
         poll.log.warning(
             "probe_run_inconclusive", snapshot=result.snapshot, probes=run.inconclusive
         )
         error = UpstreamError(detail)
-        await poll.emit(poll.state.failed(subject, error, snapshot=result.snapshot))
+        failed = poll.state.failed(subject, error, snapshot=result.snapshot, classes=classes)
+        await poll.emit(failed)
         return await poll.done("incomplete", result.snapshot, detail)
     poll.state.succeeded()
     await _judge_run(poll, subject, run, result.snapshot)
@@ -168,7 +170,8 @@ async def _judge_run(poll: Poll, subject: dict[str, str], run: ProbeRun, snapsho
     verdict = compare_runs(old, run.doc, seen)
     if not verdict.changed:
         for p, hashes in now_seen.items():  # answers of unchanged runs are noise too
-            seen[p] = sorted(set(seen.get(p, [])) | set(hashes))[-SEEN_MAX:]
+            known = seen.get(p, [])
+            seen[p] = [*known, *(h for h in hashes if h not in known)][-SEEN_MAX:]  # newest
         state.doc["seen"] = seen
         poll.log.info("probe_run_unchanged", snapshot=snapshot, baseline=baseline)
         return

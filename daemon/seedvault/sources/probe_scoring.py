@@ -47,7 +47,13 @@ CODE_TIMEOUT_S = 10.0
 CODE_CPU_S = 5
 CODE_MEMORY_BYTES = 512 * 1024 * 1024
 CODE_OUTPUT_MAX = 2000
-"""Characters of the program's stderr kept in the detail."""
+"""Characters of the program's stderr read back (only an exception name is kept)."""
+_ISOLATION = re.compile(
+    r"isolation: (unshare\(user, mount, net, pid\)|mount\(/, private\)"
+    r"|mount_setattr\(/, read-only, recursive\)) failed \(errno \d{1,4}\)"
+)
+"""The bootstrap's own refusal line (anything else is the answer's output, never kept)."""
+_EXCEPTION = re.compile(r"([A-Za-z_][\w.]{0,80}(?:Error|Exception|Exit|Interrupt))\b")
 ISOLATION_FAILED = 97
 """Exit status of the code runner when it could not isolate itself (the answer never ran)."""
 
@@ -273,9 +279,10 @@ async def _score_python(scorer: Scorer, answer: str) -> Score:
             err.seek(max(0, err.tell() - 4 * CODE_OUTPUT_MAX))
             text = err.read().decode("utf-8", "replace")
     lines = text.strip().splitlines()
-    if proc.returncode == ISOLATION_FAILED and lines and lines[-1].startswith("isolation:"):
+    if proc.returncode == ISOLATION_FAILED and lines and _ISOLATION.fullmatch(lines[-1]):
         return Score(None, f"not run: {lines[-1]}")
     if proc.returncode == 0:
         return Score(1, "ran, check passed")
-    last = lines[-1] if lines else f"exit status {proc.returncode}"
-    return Score(0, f"failed: {last[:CODE_OUTPUT_MAX]}")
+    # only the exception's name is kept: the answer could print any file it can read
+    found = _EXCEPTION.match(lines[-1]) if lines else None
+    return Score(0, f"failed: {found.group(1) if found else f'exit status {proc.returncode}'}")

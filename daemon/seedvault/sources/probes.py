@@ -34,9 +34,10 @@ the parsed fields (``model``, ``system_fingerprint``, ``finish_reason``, ``usage
 The run is one ``run.json`` beside the exact suite file (``suite.toml``) in a snapshot of kind
 ``api-probes`` under ``probes/<watch id>/<model>`` (:class:`ProbeRunSource`): the snapshot id
 names the whole run. Error classes: ``not_found`` (404 or a not-found code), ``bad_request``
-(other 4xx), ``auth`` (401/402/403), ``rate_limited`` (429 after the retries), ``server``
-(5xx/529/408/409 after the retries), ``redirect`` (3xx), ``network``, and ``bad_response``
-(a 200 that holds no answer: not JSON, no choice or message, no content blocks). A run
+(other 4xx), ``auth`` (401/402/403, and a 400 about credit, billing or quota),
+``rate_limited`` (429 after the retries), ``server`` (5xx/529/408/409 after the retries),
+``redirect`` (3xx), ``network``, and ``bad_response`` (a 200 that holds no answer: not JSON,
+no choice or message, no content blocks). A run
 holding any of the last six is *inconclusive*: it is kept, but never compared
 (``probe_compare.py``). A refusal (OpenAI ``message.refusal``) is an answer like any other.
 """
@@ -253,11 +254,18 @@ def probes_source_key(watch_id: str, model: str) -> str:
     return f"probes/{key_segment(watch_id)}/{key_segment(model)}"
 
 
-def error_class(status: int, code: str = "") -> str:
+_ACCOUNT = re.compile(r"credit|billing|balance|quota|payment|insufficient_funds", re.IGNORECASE)
+"""Words of a 400 that is about the account (Anthropic's "credit balance is too low"), not
+about the model or the request."""
+
+
+def error_class(status: int, code: str = "", message: str = "") -> str:
     """The class of a non-200 answer (module docstring)."""
     if status == 404 or code in NOT_FOUND_CODES:
         return "not_found"
     if status in (401, 402, 403):  # 402: billing, an account matter like a bad key
+        return "auth"
+    if status == 400 and _ACCOUNT.search(f"{code} {message}"):
         return "auth"
     if status == 429:
         return "rate_limited"
@@ -417,6 +425,13 @@ def _parse_answer(flavor: str, doc: Any) -> dict[str, Any] | None:
     return out
 
 
+def _error_message(doc: Any) -> str:
+    """The provider's error message, if the body has one (classification only, not kept)."""
+    err = doc.get("error") if isinstance(doc, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    return message[:2000] if isinstance(message, str) else ""
+
+
 def _error_code(doc: Any) -> str:
     """The provider's short error code/type, if the body has one."""
     if isinstance(doc, dict):
@@ -475,7 +490,8 @@ async def exchange(
         return record
     if status != 200:
         code = _error_code(doc)
-        record["error"] = {"class": error_class(status, code), **({"code": code} if code else {})}
+        cls = error_class(status, code, _error_message(doc))
+        record["error"] = {"class": cls, **({"code": code} if code else {})}
         return record
     parsed = _parse_answer(api.flavor, doc)
     if parsed is None:
@@ -517,6 +533,12 @@ class ProbeRun:
                 if e.get("error", {}).get("class") in INCONCLUSIVE
             }
         )
+
+    @property
+    def inconclusive_classes(self) -> list[str]:
+        """The :data:`INCONCLUSIVE` error classes the run holds."""
+        found = {e.get("error", {}).get("class") for e in self.doc["exchanges"]}
+        return sorted(c for c in found if c in INCONCLUSIVE)
 
     def to_bytes(self) -> bytes:
         return (json.dumps(self.doc, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode()
