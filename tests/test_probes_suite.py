@@ -12,9 +12,10 @@ import pytest
 from seedvault.config import load_config
 from seedvault.errors import ConfigError
 from seedvault.sources import probe_scoring
-from seedvault.sources.probe_compare import comparable, compare_runs
+from seedvault.sources.probe_compare import compare_runs
 from seedvault.sources.probe_scoring import Scorer, normalise, score, text_hash
-from seedvault.sources.probes import bundled_suites, load_suite, parse_suite
+from seedvault.sources.probe_suite import bundled_suites, load_suite, parse_suite
+from seedvault.sources.probes import ProbeRun
 
 SUITE = b"""
 format = 1
@@ -252,8 +253,9 @@ def test_ladder_score_and_inconclusive_runs() -> None:
     measures = {m.measure: m for m in compare_runs(right, wrong).measures}
     assert measures["score"].magnitude == -1.0
     limited = run(ex("a", "x"), {"probe": "a", "status": 429, "error": {"class": "rate_limited"}})
-    assert comparable(right)
-    assert not comparable(limited)
+    suite = parse_suite(SUITE)
+    assert not ProbeRun(right, suite).inconclusive  # comparable
+    assert ProbeRun(limited, suite).inconclusive == ["a"]  # never compared
 
 
 def test_config_checks_probe_watches(tmp_path: Path) -> None:

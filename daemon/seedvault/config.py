@@ -339,7 +339,8 @@ def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
 
 
 def _check_probes(cfg: Config) -> None:
-    from seedvault.sources.probes import CHAT_FLAVORS, load_suite  # imports this module
+    from seedvault.sources.probe_suite import load_suite
+    from seedvault.sources.probes import CHAT_FLAVORS  # imports this module
 
     apis = {w.id: w for w in cfg.watch.models_api}
     seen: set[str] = set()
@@ -373,7 +374,7 @@ def _check_probes(cfg: Config) -> None:
 
 def _suite_path(base: Path, suite: str) -> str:
     """A suite file path made absolute against the config's folder; bundled names stay."""
-    from seedvault.sources.probes import bundled_suites  # imports this module
+    from seedvault.sources.probe_suite import bundled_suites
 
     return suite if suite in bundled_suites() else _resolve(base, suite)
 

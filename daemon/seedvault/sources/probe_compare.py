@@ -40,7 +40,6 @@ from itertools import combinations, product
 from typing import Any
 
 from seedvault.sources.probe_scoring import text_hash
-from seedvault.sources.probes import INCONCLUSIVE
 
 TOKEN_MARGIN = 0.15
 LOGPROB_MARGIN = 0.05
@@ -102,11 +101,6 @@ def _ok(exs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in exs if _outcome(e) == "ok"]
 
 
-def comparable(run: Mapping[str, Any]) -> bool:
-    """Whether ``run`` may be compared (no inconclusive error in it)."""
-    return not any(_outcome(e) in INCONCLUSIVE for e in run.get("exchanges", []))
-
-
 def _distance(a: str, b: str) -> float:
     if a == b:
         return 0.0
@@ -150,27 +144,26 @@ def compare_runs(
         return Verdict((), ())
     seen = seen or {}
     # probes whose every answer now was already given in an unchanged run: not a change
-    known = {
+    fresh = tuple(
         p for p in shared
-        if (now := {_hash(e) for e in _ok(b[p])}) and now <= set(seen.get(p, ()))
-    }  # fmt: skip
-    measures: list[Measure] = []
-    for rung in (_availability, _identity, _text_rung, _tokens, _logprobs, _score):
-        judged = (
-            shared
-            if rung in (_availability, _identity, _score)
-            else tuple(p for p in shared if p not in known or rung is _logprobs)
-        )
-        found = _text_rung(a, b, judged, seen) if rung is _text_rung else rung(a, b, judged)
-        if found is not None:
-            measures.append(found)
+        if not (now := {_hash(e) for e in _ok(b[p])}) or not now <= set(seen.get(p, ()))
+    )  # fmt: skip
+    found = (
+        _availability(a, b, shared),
+        _identity(a, b, shared),
+        _text_rung(a, b, fresh, seen),
+        _tokens(a, b, fresh),
+        _logprobs(a, b, shared),
+        _score(a, b, shared),
+    )
+    measures = tuple(m for m in found if m is not None)
     prints = tuple(
         tuple(sorted({str(e["parsed"]["system_fingerprint"]) for e in _all(run, shared)
                       if e.get("parsed", {}).get("system_fingerprint")}))
         for run in (a, b)
     )  # fmt: skip
     omitted = (_omitted(old), _omitted(new))
-    return Verdict(tuple(measures), shared, (prints[0], prints[1]), omitted)
+    return Verdict(measures, shared, (prints[0], prints[1]), omitted)
 
 
 def _omitted(run: Mapping[str, Any]) -> tuple[str, ...]:
@@ -244,9 +237,8 @@ def _text_rung(
     a: Mapping[str, list[dict[str, Any]]],
     b: Mapping[str, list[dict[str, Any]]],
     shared: tuple[str, ...],
-    seen: Mapping[str, Collection[str]] | None = None,
+    seen: Mapping[str, Collection[str]],
 ) -> Measure | None:
-    seen = seen or {}
     changed, unstable, compared = [], 0, 0
     for p in shared:
         ta = {_hash(e) for e in _ok(a[p])} | set(seen.get(p, ()))
