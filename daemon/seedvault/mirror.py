@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -66,13 +65,12 @@ from seedvault.sources.hf import (
     RepoUnavailable,
     RevisionNotFound,
 )
-from seedvault.sources.hf_types import Refs, RepoType, RevisionInfo
+from seedvault.sources.hf_types import HEX40, Refs, RepoType, RevisionInfo
 from seedvault.sources.spec import hf_source_key
 from seedvault.vault import Vault
 
 log = structlog.get_logger(__name__)
 
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 Status = Literal[
     "captured",
@@ -341,7 +339,7 @@ class _Poll:
         heads: dict[str, str | None] = {}
         infos: dict[str, RevisionInfo] = {}
         for revision in self.t.revisions:
-            if _HEX40.match(revision):
+            if HEX40.match(revision):
                 heads[revision] = revision
                 continue
             if refs is not None:

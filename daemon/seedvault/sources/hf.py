@@ -14,7 +14,6 @@ The Hub protocol itself (retries, quota, redirects, error mapping) lives in
 from __future__ import annotations
 
 import functools
-import re
 from fnmatch import fnmatchcase
 
 from seedvault.errors import UpstreamError, UsageError
@@ -22,6 +21,7 @@ from seedvault.manifest import check_path
 from seedvault.sources.base import Artifact, Expected, Observation
 from seedvault.sources.hf_client import HubClient
 from seedvault.sources.hf_types import (
+    HEX40,
     GitBlobHasher,
     RateLimited,
     RepoDisabled,
@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _SPEC_KINDS: dict[str, RepoType] = {"hf:": "model", "hf-dataset:": "dataset"}
 _ANY_ENDPOINT = "https://huggingface.co"  # parse_spec also builds a key, unused here
 
@@ -147,7 +146,7 @@ class HfSource:
             info = await client.revision_info(repo_type, repo_id, self._revision)
         if info.disabled:
             raise RepoDisabled(repo_id)
-        if _HEX40.match(self._revision) and info.sha != self._revision:
+        if HEX40.match(self._revision) and info.sha != self._revision:
             raise UpstreamError(f"{repo_id}@{self._revision}: the Hub answered commit {info.sha}")
         entries = await client.tree(repo_type, repo_id, info.sha)
         artifacts = []

@@ -64,13 +64,16 @@ from seedvault.sources.hf_types import (
     RevisionInfo,
     RevisionNotFound,
     TreeEntry,
+    answer_hex40,
+    answer_str,
+    card_license,
+    is_file_entry,
+    tree_entry,
 )
 
 log = structlog.get_logger(__name__)
 
 
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?')
 _RATELIMIT_T = re.compile(r"\bt=(\d+)")
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -208,7 +211,10 @@ class HubClient:
             items = data.get(kind) or []
             if not isinstance(items, list):
                 raise UpstreamError(f"{repo_id}: refs.{kind} is not a list")
-            return {_str(i, "name", repo_id): _hex40(i, "targetCommit", repo_id) for i in items}
+            return {
+                answer_str(i, "name", repo_id): answer_hex40(i, "targetCommit", repo_id)
+                for i in items
+            }
 
         return Refs(branches=names("branches"), tags=names("tags"))
 
@@ -238,11 +244,11 @@ class HubClient:
         last_modified = data.get("lastModified")
         return RevisionInfo(
             id=repo_id,
-            sha=_hex40(data, "sha", repo_id),
+            sha=answer_hex40(data, "sha", repo_id),
             gated=gated if isinstance(gated, str) else bool(gated),
             disabled=data.get("disabled") is True,
             private=bool(data.get("private", False)),
-            license=_license(card, data.get("tags")),
+            license=card_license(card, data.get("tags")),
             last_modified=last_modified if isinstance(last_modified, str) else None,
             card_data=card,
         )
@@ -256,7 +262,7 @@ class HubClient:
         async for page in self._pages(url, repo_id):
             if not isinstance(page, list):
                 raise UpstreamError(f"{repo_id}: tree page is not a list")
-            entries.extend(_tree_entry(item, repo_id) for item in page if _is_file(item))
+            entries.extend(tree_entry(item, repo_id) for item in page if is_file_entry(item))
         return entries
 
     async def commits(
@@ -271,7 +277,7 @@ class HubClient:
                 title = item.get("title") if isinstance(item, dict) else None
                 date = item.get("date") if isinstance(item, dict) else None
                 yield Commit(
-                    id=_hex40(item, "id", repo_id),
+                    id=answer_hex40(item, "id", repo_id),
                     title=title if isinstance(title, str) else "",
                     date=date if isinstance(date, str) else None,
                 )
@@ -298,7 +304,7 @@ class HubClient:
                     return None
                 if not isinstance(page, list):
                     raise UpstreamError(f"{repo_id}: commits page is not a list")
-                if any(_hex40(item, "id", repo_id) == old_commit for item in page):
+                if any(answer_hex40(item, "id", repo_id) == old_commit for item in page):
                     return True
         except (RepoMoved, RepoUnavailable, RepoDisabled, RepoGated, RateLimited):
             raise
@@ -574,48 +580,3 @@ def _range_start(resp: aiohttp.ClientResponse) -> int | None:
 def _range_total(resp: aiohttp.ClientResponse) -> int | None:
     match = re.search(r"/(\d+)$", resp.headers.get("Content-Range", ""))
     return int(match.group(1)) if match else None
-
-
-def _str(item: Any, key: str, repo_id: str) -> str:
-    value = item.get(key) if isinstance(item, dict) else None
-    if not isinstance(value, str):
-        raise UpstreamError(f"{repo_id}: answer lacks a string {key!r}")
-    return value
-
-
-def _hex40(item: Any, key: str, repo_id: str) -> str:
-    value = _str(item, key, repo_id)
-    if not _HEX40.match(value):
-        raise UpstreamError(f"{repo_id}: {key!r} is not a 40-hex commit id")
-    return value
-
-
-def _is_file(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("type") == "file"
-
-
-def _tree_entry(item: dict[str, Any], repo_id: str) -> TreeEntry:
-    path = _str(item, "path", repo_id)
-    size = item.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise UpstreamError(f"{repo_id}: tree entry {path!r} has no valid size")
-    lfs = item.get("lfs")
-    lfs_sha256 = None
-    if isinstance(lfs, dict):
-        lfs_sha256 = _str(lfs, "oid", repo_id)
-        if not _HEX64.match(lfs_sha256) or lfs.get("size", size) != size:
-            raise UpstreamError(f"{repo_id}: tree entry {path!r} has a malformed lfs object")
-    return TreeEntry(path=path, size=size, oid=_hex40(item, "oid", repo_id), lfs_sha256=lfs_sha256)
-
-
-def _license(card: dict[str, Any], tags: Any) -> str | None:
-    value = card.get("license")
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return ", ".join(value)
-    if isinstance(tags, list):
-        for tag in tags:
-            if isinstance(tag, str) and tag.startswith("license:"):
-                return tag.removeprefix("license:")
-    return None

@@ -1,17 +1,21 @@
 """Hugging Face Hub vocabulary shared by the client and the mirror: repo types, the upstream
 states a poll can meet (as exceptions), what ``refs``/``revision``/``tree``/``commits`` return,
-and the git blob id that verifies a file not stored in LFS.
+the git blob id that verifies a file not stored in LFS, and the checked reading of the Hub's
+JSON answers into those types (a malformed answer is an :class:`UpstreamError`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from seedvault.errors import UpstreamError
 
 RepoType = Literal["model", "dataset"]
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class RepoGated(UpstreamError):
@@ -136,3 +140,52 @@ class Commit:
     id: str
     title: str = ""
     date: str | None = None
+
+
+# -- reading answers ------------------------------------------------------------------------------
+
+
+def answer_str(item: Any, key: str, repo_id: str) -> str:
+    value = item.get(key) if isinstance(item, dict) else None
+    if not isinstance(value, str):
+        raise UpstreamError(f"{repo_id}: answer lacks a string {key!r}")
+    return value
+
+
+def answer_hex40(item: Any, key: str, repo_id: str) -> str:
+    value = answer_str(item, key, repo_id)
+    if not HEX40.match(value):
+        raise UpstreamError(f"{repo_id}: {key!r} is not a 40-hex git id")
+    return value
+
+
+def is_file_entry(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "file"
+
+
+def tree_entry(item: dict[str, Any], repo_id: str) -> TreeEntry:
+    path = answer_str(item, "path", repo_id)
+    size = item.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise UpstreamError(f"{repo_id}: tree entry {path!r} has no valid size")
+    lfs = item.get("lfs")
+    lfs_sha256 = None
+    if isinstance(lfs, dict):
+        lfs_sha256 = answer_str(lfs, "oid", repo_id)
+        if not HEX64.match(lfs_sha256) or lfs.get("size", size) != size:
+            raise UpstreamError(f"{repo_id}: tree entry {path!r} has a malformed lfs object")
+    oid = answer_hex40(item, "oid", repo_id)
+    return TreeEntry(path=path, size=size, oid=oid, lfs_sha256=lfs_sha256)
+
+
+def card_license(card: dict[str, Any], tags: Any) -> str | None:
+    value = card.get("license")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, str) and tag.startswith("license:"):
+                return tag.removeprefix("license:")
+    return None
