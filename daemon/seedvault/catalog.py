@@ -423,6 +423,18 @@ class Catalog:
         next_cursor = f"{page[-1][1]}~{page[-1][0]}" if len(rows) > limit else None
         return EventPage([json.loads(r[2]) for r in page], next_cursor)
 
+    def each_event(
+        self, type: str | None = None, source: str | None = None, since: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every event :meth:`events` would page through, oldest first, one page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.events(type=type, source=source, since=since, limit=500, cursor=cursor)
+            yield from page.events
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
     _COLS = "id, source_key, kind, revision, commit_id, captured_at, parent, access, files, bytes"
 
     def snapshots(self, source_key: str | None = None) -> list[SnapshotRow]:

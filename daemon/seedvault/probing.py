@@ -29,16 +29,15 @@ from seedvault.config import Duration, ModelsApiWatch, ProbesWatch
 from seedvault.errors import ConfigError, IntegrityError, NotInVault, UpstreamError
 from seedvault.events import Event, SourceState
 from seedvault.ingest import Ingestor
-from seedvault.notify.reminders import catalog_shutdowns, due_reminders
+from seedvault.notify.reminders import SHUTDOWN_EVENT_TYPES, due_reminders, known_shutdowns
 from seedvault.provider import Poll, WatchResult
 from seedvault.sources.pages import DEFAULT_RETRY, RetryPolicy, http_session
 from seedvault.sources.probe_compare import compare_runs, text_hashes
+from seedvault.sources.probe_suite import Suite, load_suite
 from seedvault.sources.probes import (
     ChatApi,
     ProbeRun,
     ProbeRunSource,
-    Suite,
-    load_suite,
     probes_source_key,
     run_suite,
 )
@@ -237,36 +236,37 @@ def rescue_reasons(
     watch: ProbesWatch,
     flavor: str,
     model: str,
-    catalog: Catalog,
+    lifecycle: Sequence[dict[str, Any]],
     now: datetime,
     done: Sequence[str],
 ) -> list[str]:
     """Why ``model`` needs a rescue run now, as ids not in ``done``: each ``deprecated`` event
     naming it (from a page of the API's provider or a generic page), and the reminder id of each
     ``rescue_before`` lead time reached before its known shutdown (the reminders' rule: only the
-    smallest due lead, never for a date already past)."""
+    smallest due lead, never for a date already past). ``lifecycle`` is every recorded event of
+    the reminders' :data:`~seedvault.notify.reminders.SHUTDOWN_EVENT_TYPES`."""
     reasons: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = catalog.events(type="deprecated", limit=500, cursor=cursor)
-        for event in page.events:
-            names = {event.get("subject", {}).get("model")}
-            after = event.get("after")
-            if isinstance(after, dict) and isinstance(after.get("aliases"), list):
-                names.update(after["aliases"])
-            provider = event.get("subject", {}).get("provider")
-            if model in names and provider in (flavor, "generic", None):
-                reasons.append(str(event["id"]))
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    for event in lifecycle:
+        if event.get("type") != "deprecated":
+            continue
+        names = {event.get("subject", {}).get("model")}
+        after = event.get("after")
+        if isinstance(after, dict) and isinstance(after.get("aliases"), list):
+            names.update(after["aliases"])
+        provider = event.get("subject", {}).get("provider")
+        if model in names and provider in (flavor, "generic", None):
+            reasons.append(str(event["id"]))
     leads = [Duration(lead).seconds for lead in watch.rescue_before]
     known = [
-        k for k in catalog_shutdowns(catalog)
+        k for k in known_shutdowns(lifecycle)
         if k.model == model and k.provider in (flavor, "generic", "")
     ]  # fmt: skip
     reasons += [event.id for event in due_reminders(known, leads, now)]
     return [r for r in dict.fromkeys(reasons) if r not in done]
+
+
+def _lifecycle_events(catalog: Catalog) -> list[dict[str, Any]]:
+    return [e for t in SHUTDOWN_EVENT_TYPES for e in catalog.each_event(type=t)]
 
 
 async def rescue_probes(
@@ -288,14 +288,13 @@ async def rescue_probes(
     is tried again at the next check."""
     moment = now or datetime.now(UTC)
     results: list[WatchResult] = []
+    lifecycle = await asyncio.to_thread(_lifecycle_events, catalog)  # once for all models
     for model in watch.models:
         key = probes_source_key(watch.id, model)
         async with _probe_lock(key):
             state = await asyncio.to_thread(SourceState.load, catalog, key)
             done = list(state.doc.get("rescued", []))
-            reasons = await asyncio.to_thread(
-                rescue_reasons, watch, api_watch.flavor, model, catalog, moment, done
-            )
+            reasons = rescue_reasons(watch, api_watch.flavor, model, lifecycle, moment, done)
             if not reasons:
                 continue
             log.warning("probe_rescue", source=key, reasons=reasons)

@@ -371,11 +371,4 @@ async def _cross_check_api(
 
 def _removals(catalog: Catalog, key: str) -> list[dict[str, Any]]:
     """Every ``model_removed`` event of a models list, oldest first."""
-    out: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        page = catalog.events(type="model_removed", source=key, limit=500, cursor=cursor)
-        out += page.events
-        if page.next_cursor is None:
-            return out
-        cursor = page.next_cursor
+    return list(catalog.each_event(type="model_removed", source=key))

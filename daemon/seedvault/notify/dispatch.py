@@ -71,7 +71,6 @@ FAULT_KILL_ENV = "SEEDVAULT_FAULT_KILL_AFTER_ALERTS_ACCEPTED"
 ROUTE_LOOKBACK = timedelta(minutes=10)
 """Each pass re-reads this much before its routing mark (idempotent), for concurrent writers."""
 ALERTS_SOURCE = "alerts"
-_PAGE = 500
 
 
 def _parse(at: str) -> datetime:
@@ -244,13 +243,7 @@ class Dispatcher:
                 self._since[dest.id] = self.writes.register(dest.id, dest.label, now)
 
     def _events_from(self, start: str) -> Iterator[dict[str, Any]]:
-        cursor: str | None = None
-        while True:
-            page = self.catalog.events(since=start, limit=_PAGE, cursor=cursor)
-            yield from page.events
-            cursor = page.next_cursor
-            if cursor is None:
-                return
+        return self.catalog.each_event(since=start)
 
     def _route(self, now: datetime, result: PassResult) -> None:
         if not self._since:

@@ -113,16 +113,7 @@ def known_shutdowns(events: Iterable[dict[str, Any]]) -> list[KnownShutdown]:
 
 def catalog_shutdowns(catalog: Catalog) -> list[KnownShutdown]:
     """:func:`known_shutdowns` of every shutdown-related event in the catalog."""
-    events: list[dict[str, Any]] = []
-    for event_type in SHUTDOWN_EVENT_TYPES:
-        cursor: str | None = None
-        while True:
-            page = catalog.events(type=event_type, limit=500, cursor=cursor)
-            events += page.events
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-    return known_shutdowns(events)
+    return known_shutdowns(e for t in SHUTDOWN_EVENT_TYPES for e in catalog.each_event(type=t))
 
 
 def lead_label(seconds: int) -> str:
