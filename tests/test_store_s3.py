@@ -10,7 +10,8 @@ import pytest
 from seedvault.errors import ObjectNotFound, StoreError
 from seedvault.store.s3 import S3Store
 from tests.contracts import StoreContract
-from tests.seaweed import SeaweedFS, free_ports
+from tests.seaweed import SeaweedFS
+from tests.weed import free_ports
 
 pytestmark = pytest.mark.s3
 
