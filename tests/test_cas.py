@@ -71,6 +71,72 @@ def test_tensor_boundaries_are_cuts() -> None:
     assert {s.dtype for s in segments} >= {"BF16", None}
 
 
+def _spans(segments: list[cas.Segment] | None) -> list[tuple[int, int | None, str | None]]:
+    assert segments is not None
+    return [(s.start, s.end, s.dtype) for s in segments]
+
+
+def test_new_vaults_group_small_tensors_by_dtype() -> None:
+    """New vaults group tensors into segments of at least ``tensor_group`` bytes of one dtype:
+    a dtype change always cuts, so every group gets its float codec; a big tensor stands
+    alone; groups never reach past a big tensor."""
+    tensors = {
+        "a": ("BF16", float_weights(200_000, 1)),  # 400 kB each: grouped
+        "b": ("BF16", float_weights(200_000, 2)),
+        "c": ("F32", float_weights(1_000, 3, "F32")),  # a dtype change: its own group
+        "d": ("BF16", float_weights(1_200_000, 4)),  # 2.4 MB: alone
+        "e": ("BF16", float_weights(50_000, 5)),
+    }
+    data = safetensors_bytes(tensors)
+    hlen = cas.safetensors_header_length(data[:8])
+    assert hlen is not None
+    params = cas.ChunkingParams()
+    assert params.tensor_group == 2 * 1024 * 1024
+    kb = 1000
+    assert _spans(params.segments(data[:hlen])) == [
+        (0, hlen, None),
+        (hlen, hlen + 800 * kb, "BF16"),
+        (hlen + 800 * kb, hlen + 804 * kb, "F32"),
+        (hlen + 804 * kb, hlen + 3204 * kb, "BF16"),
+        (hlen + 3204 * kb, hlen + 3304 * kb, "BF16"),
+        (hlen + 3304 * kb, None, None),
+    ]
+    # Every segment but the last is cut where a chunk starts.
+    starts = {p.offset for p in _cut(data, params, params.segments(data[:hlen]), 100_000)}
+    assert {hlen, hlen + 800 * kb, hlen + 804 * kb, hlen + 3204 * kb} <= starts
+
+
+def test_vaults_without_tensor_group_keep_their_grouping() -> None:
+    """A vault whose recorded parameters predate ``tensor_group`` cuts as it always did
+    (groups of at least ``min`` bytes, dtypes mixed), so its files keep deduplicating."""
+    recorded = {
+        "algorithm": "fastcdc-2020",
+        "min": 262144,
+        "avg": 1048576,
+        "max": 4194304,
+        "normalization": 1,
+        "tensor_cuts": True,
+    }
+    params = cas.ChunkingParams.from_json(recorded)
+    assert params.tensor_group is None
+    assert params.to_json() == recorded
+    tensors = {
+        "a": ("BF16", float_weights(100_000, 1)),
+        "b": ("F32", float_weights(1_000, 2, "F32")),
+        "c": ("BF16", float_weights(100_000, 3)),
+    }
+    data = safetensors_bytes(tensors)
+    hlen = cas.safetensors_header_length(data[:8])
+    assert hlen is not None
+    assert _spans(params.segments(data[:hlen])) == [
+        (0, hlen, None),
+        (hlen, hlen + 404_000, None),  # 200 kB + 4 kB < min, so c joins: mixed dtypes
+        (hlen + 404_000, None, None),
+    ]
+    fresh = cas.ChunkingParams.from_json(cas.ChunkingParams().to_json())
+    assert fresh == cas.ChunkingParams()
+
+
 def test_not_safetensors_gives_no_segments() -> None:
     """A file that merely ends in .safetensors but has garbage in it is chunked as bytes."""
     assert cas.safetensors_segments(struct.pack("<Q", 20) + b"not json at all!!!!!", 1) is None

@@ -20,7 +20,7 @@ def _model_dir(root: Path) -> Path:
     (model / "sub").mkdir(parents=True)
     (model / "config.json").write_text(json.dumps({"hidden": 64}))
     (model / "empty.txt").write_bytes(b"")
-    (model / "sub" / "tokenizer.bin").write_bytes(random_bytes(9_000_000, 1))
+    (model / "sub" / "tokenizer.bin").write_bytes(random_bytes(30_000_000, 1))
     (model / "model.safetensors").write_bytes(
         safetensors_bytes({f"w{i}": ("BF16", float_weights(600_000, i)) for i in range(12)})
     )

@@ -25,7 +25,7 @@ from tests.fakehub import FakeHub
 from tests.helpers import float_weights, random_bytes, safetensors_bytes
 from tests.test_daemon_support import cli, free_port, hf_watch, write_config
 
-WEIGHTS = safetensors_bytes({"a": ("BF16", float_weights(1_500_000, 3))})
+WEIGHTS = safetensors_bytes({"a": ("BF16", float_weights(4_000_000, 3))})
 
 
 def flip_byte(vault_root: Path, key: str) -> None:

@@ -68,7 +68,7 @@ def test_new_content_is_uploaded_without_asking_first(
 ) -> None:
     """A file of new chunks costs about one PUT per chunk: HEADs stop after a few misses."""
     vault, requests = counted
-    ingestor = _ingest(vault, random_bytes(40_000_000, 7), "weights.bin")
+    ingestor = _ingest(vault, random_bytes(64_000_000, 7), "weights.bin")
     chunks = ingestor.stats.chunks
     assert chunks >= 20
     assert requests["PutObject"] == chunks == ingestor.stats.chunks_new

@@ -3,7 +3,7 @@
 Everything here is a pure function of bytes, so any node can recompute and verify it:
 
 * addresses are unkeyed BLAKE3-256 hex digests of *plaintext* (:func:`address`);
-* files are cut with FastCDC 2020 (``pyfastcdc``) into ~1 MiB chunks, with forced cuts at
+* files are cut with FastCDC 2020 (``pyfastcdc``) into chunks of ~2 MiB, with forced cuts at
   safetensors tensor boundaries so that a changed tensor changes only its own chunks
   (:func:`safetensors_segments`, :class:`Chunker`);
 * chunks and file records are stored *encoded*: a 16-byte header (magic, codec, plaintext
@@ -66,17 +66,24 @@ def is_address(value: str) -> bool:
 
 @dataclass(frozen=True)
 class ChunkingParams:
-    """The chunker's parameters; recorded in ``seedvault.json`` so every node cuts alike."""
+    """The chunker's parameters; recorded in ``seedvault.json`` so every node cuts alike.
 
-    min: int = 256 * 1024
-    avg: int = 1024 * 1024
+    The defaults are those of new vaults: FastCDC's mean chunk is about ``avg + min`` (~2 MiB),
+    and safetensors tensors are grouped into segments of at least ``tensor_group`` bytes of one
+    dtype. A vault records its own parameters and keeps them; ``tensor_group`` None is the rule
+    of vaults created before it existed (groups of at least ``min`` bytes, dtypes mixed).
+    """
+
+    min: int = 512 * 1024
+    avg: int = 1536 * 1024
     max: int = 4 * 1024 * 1024
     normalization: int = 1
     tensor_cuts: bool = True
+    tensor_group: int | None = 2 * 1024 * 1024
     algorithm: str = "fastcdc-2020"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "algorithm": self.algorithm,
             "min": self.min,
             "avg": self.avg,
@@ -84,17 +91,29 @@ class ChunkingParams:
             "normalization": self.normalization,
             "tensor_cuts": self.tensor_cuts,
         }
+        if self.tensor_group is not None:
+            data["tensor_group"] = self.tensor_group
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChunkingParams:
+        group = data.get("tensor_group")
         return cls(
             min=int(data["min"]),
             avg=int(data["avg"]),
             max=int(data["max"]),
             normalization=int(data["normalization"]),
             tensor_cuts=bool(data["tensor_cuts"]),
+            tensor_group=None if group is None else int(group),
             algorithm=str(data["algorithm"]),
         )
+
+    def segments(self, header: bytes) -> list[Segment] | None:
+        """The segments of a safetensors file whose header is ``header`` under these
+        parameters (:func:`safetensors_segments`)."""
+        if self.tensor_group is None:
+            return safetensors_segments(header, self.min, split_dtypes=False)
+        return safetensors_segments(header, self.tensor_group, split_dtypes=True)
 
 
 @dataclass(frozen=True)
@@ -116,14 +135,18 @@ def safetensors_header_length(prefix: bytes) -> int | None:
     return 8 + n
 
 
-def safetensors_segments(header: bytes, min_bytes: int) -> list[Segment] | None:
+def safetensors_segments(
+    header: bytes, min_bytes: int, *, split_dtypes: bool = True
+) -> list[Segment] | None:
     """Segments for a safetensors file whose first ``8 + N`` bytes are ``header``.
 
     The header JSON gives every tensor's dtype and ``data_offsets``. Cuts are forced at tensor
     boundaries, except that consecutive tensors are grouped until a group holds at least
-    ``min_bytes`` (so hundreds of tiny bias vectors do not become hundreds of tiny objects). A
-    group's dtype is the tensors' common dtype, or None when they differ. Returns None when the
-    header is not valid safetensors JSON (the file is then chunked as plain bytes).
+    ``min_bytes`` (so hundreds of tiny bias vectors do not become hundreds of tiny objects).
+    With ``split_dtypes`` a group also ends where the dtype changes, so every group has one
+    dtype and gets its codec; without (the rule of older vaults), a group of mixed dtypes has
+    dtype None. Returns None when the header is not valid safetensors JSON (the file is then
+    chunked as plain bytes).
     """
     hlen = safetensors_header_length(header)
     if hlen is None or len(header) < hlen:
@@ -151,7 +174,7 @@ def safetensors_segments(header: bytes, min_bytes: int) -> list[Segment] | None:
             first = True
         if first:
             group_start, group_dtype, first = begin, dtype, False
-        elif begin - group_start >= min_bytes:
+        elif begin - group_start >= min_bytes or (split_dtypes and group_dtype != dtype):
             segments.append(Segment(hlen + group_start, hlen + begin, group_dtype))
             group_start, group_dtype = begin, dtype
         elif group_dtype != dtype:

@@ -248,7 +248,7 @@ class FileWriter:
                 if incomplete and len(self._head) < HEADER_PEEK_LIMIT:
                     return
                 data, self._head = bytes(self._head), None
-                segments = cas.safetensors_segments(data, self._ing.vault.chunking.min)
+                segments = self._ing.vault.chunking.segments(data)
             else:
                 segments = None
             self._chunker = cas.Chunker(self._ing.vault.chunking, segments)
@@ -278,7 +278,7 @@ class FileWriter:
         if self._chunker is None:
             segments = None
             if self._head:
-                segments = cas.safetensors_segments(bytes(self._head), self._ing.vault.chunking.min)
+                segments = self._ing.vault.chunking.segments(bytes(self._head))
             self._chunker = cas.Chunker(self._ing.vault.chunking, segments)
             if self._head:
                 for piece in self._chunker.feed(self._head):
