@@ -145,7 +145,6 @@ class HubClient:
         max_attempts: tries per request (or per download without progress) before failing.
         max_rate_limit_retries: 429 answers tolerated per request before :class:`RateLimited`.
         timeout_s: connect and per-read timeout (no limit on a whole download).
-        chunk_bytes: the largest piece :meth:`stream_file` yields.
         max_commit_pages: commit pages :meth:`is_ancestor` reads before answering None.
     """
 
@@ -161,7 +160,6 @@ class HubClient:
         max_attempts: int = 5,
         max_rate_limit_retries: int = 5,
         timeout_s: float = 60.0,
-        chunk_bytes: int = 1 << 20,
         budget_window_s: float = 300.0,
         max_commit_pages: int = 20,
     ) -> None:
@@ -180,7 +178,6 @@ class HubClient:
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout_s, sock_read=timeout_s
         )
-        self._chunk_bytes = chunk_bytes
         self._max_commit_pages = max_commit_pages
 
     @property
@@ -323,7 +320,10 @@ class HubClient:
         path: str,
         expected: Expected,
     ) -> AsyncIterator[bytes]:
-        """The bytes of ``path`` at ``commit``, in pieces of at most ``chunk_bytes``.
+        """The bytes of ``path`` at ``commit``, in the pieces the connection delivers them.
+
+        The pieces are aiohttp's own receive buffers (each at most asyncio's 256 KiB read),
+        handed on without being joined or copied.
 
         Follows a redirect to a CDN without the token. After a dropped connection, resumes
         with ``Range: bytes=N-``; a server that answers 200 instead of 206 is read from the
@@ -351,7 +351,7 @@ class HubClient:
                         raise UpstreamError(f"{what}: server resumed at the wrong offset")
                     elif resp.status not in (200, 206):
                         raise UpstreamError(f"{what}: unexpected HTTP {resp.status}")
-                    async for piece in resp.content.iter_chunked(self._chunk_bytes):
+                    async for piece, _ in resp.content.iter_chunks():
                         if skip:
                             dropped = min(skip, len(piece))
                             piece = piece[dropped:]
