@@ -4,7 +4,7 @@
 (every chunk decoded and checked against its BLAKE3; a whole-file read also against the file's
 BLAKE3) with a few chunks fetched in parallel — in a reader thread that runs a few chunks ahead
 of the socket, so memory per download stays at about :data:`CHUNKS_IN_FLIGHT` +
-:data:`READ_AHEAD_CHUNKS` + 2 chunks (~1 MiB each on average) whatever the file size. Nothing
+:data:`READ_AHEAD_CHUNKS` + 2 chunks (~2 MiB each on average) whatever the file size. Nothing
 of it runs on the event loop. The first chunk is read before the status line is sent: damage found
 there becomes a clean ``500``. Damage found later cannot change the status any more, so the
 connection is closed short of ``Content-Length`` — the client sees a truncated body, never a
