@@ -924,7 +924,7 @@ def main() -> None:
             big.path.unlink(missing_ok=True)
             bench_rss_large(work, size, report)
         report.notes.append(
-            "Ceiling and cp write one file; the vault writes ~1 object per MiB, each fsynced, "
+            "Ceiling and cp write one file; the vault writes ~1 object per 1–2 MiB, each fsynced, "
             "and fsyncs the shard directories before each file record (FsStore). "
             "Every vault is a new directory and nothing is deleted "
             "before the end (ext4 allocates inodes slower right after mass deletes). "
