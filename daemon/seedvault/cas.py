@@ -314,11 +314,11 @@ _PLANE_POLICY: dict[int, tuple[str, ...]] = {
 }
 
 
-def _encode_planes(data: bytes, width: int, skip: int) -> bytes:
+def _encode_planes(data: bytes, width: int, skip: int) -> list[bytes]:
+    """The byte-grouped payload of ``data`` as a list of parts (joined once, by :func:`encode`)."""
     n = (len(data) - skip) // width
     grid = np.frombuffer(data, dtype=np.uint8, count=n * width, offset=skip).reshape(n, width)
-    out = bytearray([width, skip])
-    out += data[:skip]
+    parts = [bytes((width, skip)), data[:skip]]
     for k, mode in enumerate(_PLANE_POLICY[width]):
         plane = grid[:, k].tobytes()
         stored, flag = plane, _PLANE_RAW
@@ -327,10 +327,9 @@ def _encode_planes(data: bytes, width: int, skip: int) -> bytes:
             packed = comp.compress(plane)
             if len(packed) < len(plane):
                 stored, flag = packed, _PLANE_ZSTD
-        out += _PLANE_HEADER.pack(flag, len(stored))
-        out += stored
-    out += data[skip + n * width :]
-    return bytes(out)
+        parts += (_PLANE_HEADER.pack(flag, len(stored)), stored)
+    parts.append(data[skip + n * width :])
+    return parts
 
 
 def _decode_planes(payload: bytes, length: int, width: int) -> bytes:
@@ -364,7 +363,9 @@ def _decode_planes(payload: bytes, length: int, width: int) -> bytes:
     tail = payload[pos:]
     if len(tail) != length - skip - n * width:
         raise IntegrityError("byte-grouped payload has the wrong tail length")
-    return head + grid.tobytes() + tail
+    if not head and not tail:
+        return grid.tobytes()  # the usual case: no second copy of the chunk
+    return b"".join((head, grid.tobytes(), tail))
 
 
 def _zstd_decompress(data: bytes, length: int) -> bytes:
@@ -395,16 +396,18 @@ def encode(data: bytes, codec: int, level: int = 3, skip: int = 0) -> bytes:
     For the byte-grouped codecs, ``skip`` is the number of leading bytes before the first whole
     element (stored as they are), so the planes line up with the float's bytes.
     """
+    parts: list[bytes]
     if codec in (CODEC_ZSTD_BG2, CODEC_ZSTD_BG4) and len(data) >= 64:
-        payload = _encode_planes(data, codec, skip % codec)
+        parts = _encode_planes(data, codec, skip % codec)
     elif codec != CODEC_RAW and data:
-        payload = _compressor(level).compress(data)
+        parts = [_compressor(level).compress(data)]
         codec = CODEC_ZSTD
     else:
-        payload, codec = data, CODEC_RAW
-    if len(payload) >= len(data):
-        payload, codec = data, CODEC_RAW
-    return b"".join((HEADER.pack(MAGIC, codec, len(data)), payload))
+        parts, codec = [data], CODEC_RAW
+    if sum(map(len, parts)) >= len(data):
+        parts, codec = [data], CODEC_RAW
+    # One copy of the encoded bytes, header included.
+    return b"".join((HEADER.pack(MAGIC, codec, len(data)), *parts))
 
 
 def peek_header(blob: bytes) -> tuple[int, int]:
