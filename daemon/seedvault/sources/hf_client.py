@@ -352,6 +352,8 @@ class HubClient:
                     elif resp.status not in (200, 206):
                         raise UpstreamError(f"{what}: unexpected HTTP {resp.status}")
                     async for piece, _ in resp.content.iter_chunks():
+                        if not piece:  # the end of an HTTP chunk: no bytes
+                            continue
                         if skip:
                             dropped = min(skip, len(piece))
                             piece = piece[dropped:]
