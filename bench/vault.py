@@ -502,8 +502,8 @@ def zstd_blocks_ratio(path: Path) -> float:
 
 
 def chunk_table(path: Path, mode: str) -> dict[bytes, int]:
-    """BLAKE3 → length of the chunks of ``path`` cut as fixed 1 MiB blocks or plain 1 MiB
-    FastCDC (the vault's parameters, without cuts at tensor boundaries)."""
+    """BLAKE3 → length of the chunks of ``path`` cut as fixed 1 MiB blocks or plain FastCDC
+    (a new vault's parameters, ~2 MiB, without cuts at tensor boundaries)."""
     from seedvault.cas import ChunkingParams
 
     params = ChunkingParams()
@@ -733,7 +733,7 @@ def bench_dedup(work: Path, big: _data.Layout, vault: Path, report: Report) -> N
             f"{new / MB:.2f} MB = {share:.2%} ({result['chunks_new']}/{result['chunks']} chunks,"
             f" {result['bytes_new_stored'] / MB:.2f} MB stored)",
             f"fixed 1 MiB: {fixed / MB:.2f} MB ({fixed / size:.1%}); "
-            f"CDC 1 MiB w/o tensor cuts: {cdc / MB:.2f} MB ({cdc / size:.2%})",
+            f"CDC ~2 MiB w/o tensor cuts: {cdc / MB:.2f} MB ({cdc / size:.2%})",
             "",
             "≤ 2% of file" if letter == "a" else "—",
             verdict(share <= 0.02) if letter == "a" else "info",

@@ -135,6 +135,8 @@ def test_vaults_without_tensor_group_keep_their_grouping() -> None:
     ]
     fresh = cas.ChunkingParams.from_json(cas.ChunkingParams().to_json())
     assert fresh == cas.ChunkingParams()
+    with pytest.raises(ValueError, match="tensor_group"):
+        cas.ChunkingParams.from_json({**recorded, "tensor_group": 0})
 
 
 def test_not_safetensors_gives_no_segments() -> None:

@@ -21,7 +21,7 @@ from seedvault.vault import Vault
 from tests.helpers import float_weights, random_bytes, safetensors_bytes
 from tests.seaweed import SeaweedFS
 
-TENSOR_ELEMS = 600_000  # 1.2 MB of bf16 each: every tensor is its own chunk group
+TENSOR_ELEMS = 1_100_000  # 2.2 MB of bf16 each, above tensor_group: every tensor is its own group
 
 
 @pytest.fixture(scope="module")

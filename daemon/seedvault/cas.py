@@ -98,6 +98,8 @@ class ChunkingParams:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChunkingParams:
         group = data.get("tensor_group")
+        if group is not None and int(group) <= 0:
+            raise ValueError(f"tensor_group must be positive, not {group!r}")
         return cls(
             min=int(data["min"]),
             avg=int(data["avg"]),

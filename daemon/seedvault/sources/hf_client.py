@@ -322,8 +322,9 @@ class HubClient:
     ) -> AsyncIterator[bytes]:
         """The bytes of ``path`` at ``commit``, in the pieces the connection delivers them.
 
-        The pieces are aiohttp's own receive buffers (each at most asyncio's 256 KiB read),
-        handed on without being joined or copied.
+        With a ``Content-Length`` answer (what the Hub's CDN sends) the pieces are aiohttp's own
+        receive buffers (each at most asyncio's 256 KiB read), handed on without being joined or
+        copied; a chunked answer comes in its HTTP chunks.
 
         Follows a redirect to a CDN without the token. After a dropped connection, resumes
         with ``Range: bytes=N-``; a server that answers 200 instead of 206 is read from the

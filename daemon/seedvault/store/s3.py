@@ -7,7 +7,9 @@ uses the object's ETag as the version tag: PutObject with ``If-None-Match: *`` (
 and SeaweedFS and MinIO support too.
 
 Every PutObject carries the body's CRC32 (``x-amz-checksum-crc32``), which the server checks
-before it stores anything: a body damaged on the way is refused (``BadDigest``), never stored.
+before it stores anything: a body damaged on the way is refused (``BadDigest``), never stored,
+and the PUT is sent once more. (A server that ignores the header stores the body unchecked;
+reads re-hash every object anyway.)
 The payload is not SHA-256 signed (``UNSIGNED-PAYLOAD``): over plain HTTP botocore would
 otherwise hash every body for the signature, which costs twice the CPU of the CRC32 and which
 SeaweedFS does not even check against the body (measured: a body swapped after signing is
@@ -125,9 +127,7 @@ class S3Store:
     def put(self, key: str, data: bytes) -> None:
         name = self._name(key)
         try:
-            self._client.put_object(
-                Bucket=self.bucket, Key=name, Body=data, ChecksumCRC32=_crc32(data)
-            )
+            self._put_object(name, data, {})
         except _FAILURES as exc:
             raise self._error(exc, "PutObject", name, key) from exc
 
@@ -194,9 +194,7 @@ class S3Store:
         name = self._name(key)
         condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
         try:
-            response = self._client.put_object(
-                Bucket=self.bucket, Key=name, Body=data, ChecksumCRC32=_crc32(data), **condition
-            )
+            response = self._put_object(name, data, condition)
         except ClientError as exc:
             code, status, _ = _details(exc)
             # AWS answers If-Match on a missing key with 404 NoSuchKey: not at ``version`` either.
@@ -210,6 +208,18 @@ class S3Store:
         except _FAILURES as exc:
             raise self._error(exc, "PutObject", name, key) from exc
         return self._etag(response, name)
+
+    def _put_object(self, name: str, data: bytes, extra: dict[str, str]) -> dict[str, Any]:
+        """PutObject with the body's CRC32, sent once more if the server found the body damaged
+        on the way (``BadDigest``: nothing was stored; botocore does not retry it)."""
+        request = {"Bucket": self.bucket, "Key": name, "Body": data, "ChecksumCRC32": _crc32(data)}
+        try:
+            response: dict[str, Any] = self._client.put_object(**request, **extra)
+        except ClientError as exc:
+            if _details(exc)[0] != "BadDigest":
+                raise
+            response = self._client.put_object(**request, **extra)
+        return response
 
     def sync(self) -> None:
         """Nothing to do: a completed PUT is durable on the server."""
