@@ -242,20 +242,6 @@ class S3:
         return {S3_KEY_ENV: self.access_key, S3_SECRET_ENV: self.secret_key}
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's process group, SIGKILL after a grace period."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @contextlib.contextmanager
 def seaweedfs(work: Path) -> Iterator[S3]:
     """``weed mini`` on loopback (``tests/weed.py``: the tests' start line), stopped at the end."""
@@ -302,6 +288,9 @@ def bucket_usage(s3: S3, bucket: str) -> tuple[int, int]:
 @contextlib.contextmanager
 def fake_hub(work: Path, files: dict[str, Path]) -> Iterator[tuple[str, str, int]]:
     """The fake Hub child; yields (endpoint, commit, pid) and stops it with SIGTERM."""
+    _import_tests()
+    from tests.weed import stop_group
+
     task = {"repo": REPO_ID, "files": {p: str(d) for p, d in files.items()}}
     task_path = work / "hub-task.json"
     task_path.write_text(json.dumps(task))
@@ -323,7 +312,7 @@ def fake_hub(work: Path, files: dict[str, Path]) -> Iterator[tuple[str, str, int
         info = json.loads(line)
         yield info["endpoint"], info["commit"], proc.pid
     finally:
-        _stop_group(proc)
+        stop_group(proc)
         if proc.stdout is not None:
             proc.stdout.close()
         problems = (work / "hub.log").read_text(errors="replace").strip()

@@ -112,8 +112,9 @@ def _log_tail(log: Path) -> str:
     return data[-LOG_TAIL_BYTES:].decode(errors="replace")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to weed's process group, SIGKILL if it has not exited after the grace period."""
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group of ``proc`` (started with ``start_new_session``), SIGKILL
+    if it has not exited after the grace period. The benchmarks stop their children with it."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -194,6 +195,6 @@ def weed_mini(
             time.sleep(POLL_INTERVAL_S)
         yield Weed(f"http://{HOST}:{ports['s3']}", proc.pid)
     finally:
-        _stop(proc)
+        stop_group(proc)
         _remove_sockets(ports)
         shutil.rmtree(data_dir, ignore_errors=True)  # keep weed.log, drop the volumes
