@@ -55,6 +55,21 @@ def test_streaming_chunks_do_not_depend_on_write_sizes() -> None:
         assert [(p.offset, p.data) for p in _cut(data, params, None, step)] == reference
 
 
+def test_chunker_holds_little_more_than_one_chunk() -> None:
+    """Memory per file being cut is bounded by ``max + avg`` and the last write, not 2 × max:
+    each buffered byte is a byte of RSS for every file a capture downloads at once."""
+    params = cas.ChunkingParams(min=4096, avg=16384, max=65536)
+    data = random_bytes(2_000_000, 3)
+    for step in (1000, 10_000):
+        chunker = cas.Chunker(params)
+        most = 0
+        for i in range(0, len(data), step):
+            for _ in chunker.feed(data[i : i + step]):
+                pass
+            most = max(most, chunker.buffered)
+        assert params.max < most <= params.max + params.avg + step
+
+
 def test_tensor_boundaries_are_cuts() -> None:
     """Every group of tensors starts a new chunk, and each chunk carries its tensors' dtype."""
     tensors = {f"t{i}": ("BF16", float_weights(150_000, i)) for i in range(4)}

@@ -124,16 +124,19 @@ class Ingestor:
         if present:
             self.stats.add_chunk(False, len(piece.data), 0)
             return h, len(piece.data)
+        size = len(piece.data)
         blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
+        # The upload takes most of a chunk's time in flight: hold only the encoded bytes for it.
+        piece.release()
         if not blind:
             self.vault.put_encoded_chunk(h, blob)
         elif not self.vault.put_new_chunk(h, blob):  # it was there: count it as dedup
             assert probing is not None
             probing.answer(True)
-            self.stats.add_chunk(False, len(piece.data), 0)
-            return h, len(piece.data)
-        self.stats.add_chunk(True, len(piece.data), len(blob))
-        return h, len(piece.data)
+            self.stats.add_chunk(False, size, 0)
+            return h, size
+        self.stats.add_chunk(True, size, len(blob))
+        return h, size
 
 
 class Probing:
