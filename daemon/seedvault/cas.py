@@ -351,17 +351,16 @@ def _encode_planes(data: bytes, width: int, skip: int) -> list[bytes]:
     return parts
 
 
-def _decode_planes(payload: bytes, length: int, width: int) -> bytes:
+def _decode_planes(payload: memoryview, length: int, width: int) -> bytearray:
     if len(payload) < 2 or payload[0] != width or payload[1] >= width:
         raise IntegrityError("byte-grouped payload has a bad plane header")
     skip = payload[1]
     if skip > length:
         raise IntegrityError("byte-grouped payload skips more than its length")
     n = (length - skip) // width
-    grid = np.empty((n, width), dtype=np.uint8)
-    head = payload[2 : 2 + skip]
+    planes: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     pos = 2 + skip
-    for k in range(width):
+    for _ in range(width):
         if pos + _PLANE_HEADER.size > len(payload):
             raise IntegrityError("byte-grouped payload is truncated")
         flag, stored_len = _PLANE_HEADER.unpack_from(payload, pos)
@@ -371,23 +370,35 @@ def _decode_planes(payload: bytes, length: int, width: int) -> bytes:
             raise IntegrityError("byte-grouped payload is truncated")
         pos += stored_len
         if flag == _PLANE_ZSTD:
-            plane = _zstd_decompress(stored, n)
+            plane: bytes | memoryview = _zstd_decompress(stored, n)
         elif flag == _PLANE_RAW:
             plane = stored
         else:
             raise IntegrityError(f"unknown plane mode {flag}")
         if len(plane) != n:
             raise IntegrityError("byte-grouped plane has the wrong length")
-        grid[:, k] = np.frombuffer(plane, dtype=np.uint8)
-    tail = payload[pos:]
-    if len(tail) != length - skip - n * width:
+        planes.append(np.frombuffer(plane, dtype=np.uint8))
+    if len(payload) - pos != length - skip - n * width:
         raise IntegrityError("byte-grouped payload has the wrong tail length")
-    if not head and not tail:
-        return grid.tobytes()  # the usual case: no second copy of the chunk
-    return b"".join((head, grid.tobytes(), tail))
+    # The planes are interleaved straight into the buffer that is returned: no second copy of
+    # the chunk, and no fresh pages beyond it (page faults cost ~0.7 ms per MiB on this VM).
+    out = bytearray(length)
+    out[:skip] = payload[2 : 2 + skip]
+    out[skip + n * width :] = payload[pos:]
+    if width == 2:
+        # Two bytes an element: one 16-bit shift-and-or beats two strided byte writes 2-3x.
+        words = np.frombuffer(out, dtype="<u2", count=n, offset=skip)
+        np.left_shift(planes[1], 8, out=words, dtype=words.dtype)
+        np.bitwise_or(words, planes[0], out=words)
+    else:
+        grid = np.frombuffer(out, dtype=np.uint8, count=n * width, offset=skip)
+        grid = grid.reshape(n, width)
+        for k, plane_array in enumerate(planes):
+            grid[:, k] = plane_array
+    return out
 
 
-def _zstd_decompress(data: bytes, length: int) -> bytes:
+def _zstd_decompress(data: bytes | memoryview, length: int) -> bytes:
     try:
         # The frame header's own size claim is checked before zstd allocates anything for it.
         declared = zstandard.get_frame_parameters(data).content_size
@@ -397,6 +408,20 @@ def _zstd_decompress(data: bytes, length: int) -> bytes:
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"zstd frame does not decode: {exc}") from exc
     return out
+
+
+BytesLike = bytes | bytearray | memoryview
+"""What file content is read as: chunks decode to ``bytes`` or ``bytearray`` and are never
+copied to make them ``bytes``; a piece cut by a range is a ``memoryview``."""
+
+
+def cut(data: bytes | bytearray, start: int, stop: int) -> BytesLike:
+    """``data[start:stop]`` (clamped to ``data``) without copying: ``data`` itself when the
+    range covers it, else a view."""
+    start, stop = max(start, 0), min(stop, len(data))
+    if start == 0 and stop == len(data):
+        return data
+    return memoryview(data)[start:stop]
 
 
 def codec_for(dtype: str | None) -> int:
@@ -445,10 +470,11 @@ def peek_header(blob: bytes) -> tuple[int, int]:
     return codec, length
 
 
-def decode(blob: bytes, max_length: int) -> bytes:
+def decode(blob: bytes, max_length: int) -> bytes | bytearray:
     """Decode an encoded object, refusing a claimed length above ``max_length`` up front.
 
-    The caller re-hashes the result against the object's address.
+    The caller re-hashes the result against the object's address. Byte-grouped objects decode
+    to a ``bytearray`` (the buffer the planes were interleaved into), the others to ``bytes``.
 
     Raises:
         IntegrityError: bad header, oversized claim, undecodable or wrong-length payload.
@@ -458,13 +484,13 @@ def decode(blob: bytes, max_length: int) -> bytes:
         raise IntegrityError(
             f"object claims {length} bytes of plaintext, above the limit of {max_length}"
         )
-    payload = blob[HEADER_SIZE:]
+    out: bytes | bytearray
     if codec == CODEC_RAW:
-        out = payload
+        out = blob[HEADER_SIZE:]
     elif codec == CODEC_ZSTD:
-        out = _zstd_decompress(payload, length)
+        out = _zstd_decompress(memoryview(blob)[HEADER_SIZE:], length)
     else:
-        out = _decode_planes(payload, length, codec)
+        out = _decode_planes(memoryview(blob)[HEADER_SIZE:], length, codec)
     if len(out) != length:
         raise IntegrityError(f"object decodes to {len(out)} bytes, header says {length}")
     return out

@@ -224,8 +224,8 @@ class Vault:
         self.store.put_if(key, blob, None)  # the last refusal propagates
         return True
 
-    def read_chunk(self, h: str) -> bytes:
-        """The verified plaintext of chunk ``h``.
+    def read_chunk(self, h: str) -> bytes | bytearray:
+        """The verified plaintext of chunk ``h`` (a ``bytearray`` when byte-grouped).
 
         Raises:
             IntegrityError: the chunk is missing, does not decode, or does not hash to ``h``.
@@ -273,8 +273,11 @@ class Vault:
             raise IntegrityError(f"file record {h} describes another file")
         return record
 
-    def iter_file(self, h: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def iter_file(self, h: str, start: int = 0, end: int | None = None) -> Iterator[cas.BytesLike]:
         """The bytes ``[start, end)`` of file ``h``, chunk by chunk, each chunk verified.
+
+        Pieces are bytes-like (``bytes``, ``bytearray``, or a ``memoryview`` of a chunk cut by
+        the range), never copied: join or write them.
 
         A whole-file read (``start == 0`` and ``end`` None or the size) is also checked
         against the file's BLAKE3 at the end, so a damaged record cannot go unnoticed.
@@ -296,8 +299,7 @@ class Vault:
                     raise IntegrityError(f"chunk {chunk_hash} has the wrong length")
                 if hasher is not None:
                     hasher.update(data)
-                piece = data[max(start - offset, 0) : min(stop, chunk_end) - offset]
-                yield piece
+                yield cas.cut(data, start - offset, stop - offset)
             offset = chunk_end
             if offset >= stop:
                 break

@@ -30,6 +30,7 @@ import blake3
 import structlog
 from aiohttp import web
 
+from seedvault import cas
 from seedvault.errors import IntegrityError, NotInVault, StoreError
 from seedvault.server.state import ServerState
 from seedvault.vault import Vault
@@ -81,13 +82,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _next(pieces: Iterator[bytes]) -> Any:
+def _next(pieces: Iterator[cas.BytesLike]) -> Any:
     return next(pieces, _END)
 
 
 def read_pieces(
     vault: Vault, h: str, start: int, end: int, pool: Executor, depth: int = CHUNKS_IN_FLIGHT
-) -> Iterator[bytes]:
+) -> Iterator[cas.BytesLike]:
     """:meth:`Vault.iter_file` with up to ``depth`` chunks fetched and decoded in parallel.
 
     The same contract and checks as ``iter_file`` — each chunk through
@@ -112,7 +113,7 @@ def read_pieces(
         if offset >= stop:
             break
     todo = iter(plan)
-    pending: deque[tuple[tuple[str, int, int], Future[bytes]]] = deque()
+    pending: deque[tuple[tuple[str, int, int], Future[bytes | bytearray]]] = deque()
     try:
         while True:
             while len(pending) < depth and (step := next(todo, None)) is not None:
@@ -125,7 +126,7 @@ def read_pieces(
                 raise IntegrityError(f"chunk {chunk_hash} has the wrong length")
             if hasher is not None:
                 hasher.update(data)
-            yield data[max(start - offset, 0) : min(stop, offset + length) - offset]
+            yield cas.cut(data, start - offset, stop - offset)
         if hasher is not None and hasher.hexdigest() != h:
             raise IntegrityError(f"file {h} does not hash to its address")
     finally:
@@ -146,7 +147,7 @@ class _ReadAhead:
     served at ~0.55× a static file server; a reader running ahead serves at its speed.
     """
 
-    def __init__(self, state: ServerState, pieces: Iterator[bytes]) -> None:
+    def __init__(self, state: ServerState, pieces: Iterator[cas.BytesLike]) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(READ_AHEAD_CHUNKS)
@@ -233,7 +234,9 @@ async def stream_file(
     try:
         while piece is not _END:
             following = await reader.next()
-            await response.write(piece)
+            # A view: asyncio's transport keeps what the socket did not take with a slice of
+            # it, which copies a bytes or bytearray piece (a view's slice does not).
+            await response.write(memoryview(piece))
             piece = following
     except (IntegrityError, NotInVault, StoreError) as exc:
         if not isinstance(exc, StoreError):
