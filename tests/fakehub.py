@@ -311,6 +311,9 @@ class FakeHub:
         """False: a ``Range`` request gets a full 200, so clients must restart from zero."""
         self.redirect_all_to_cdn = False
         """True: every file (not only LFS) is answered with a 302 to the CDN."""
+        self.chunked = False
+        """True: file bodies are sent with ``Transfer-Encoding: chunked`` and no
+        ``Content-Length`` (a streaming proxy or CDN), in pieces of odd sizes."""
         self.requests: list[LoggedRequest] = []
         self.violations: list[str] = []
         self.counter = itertools.count(1)
@@ -721,19 +724,23 @@ class FakeHub:
         body = data[start:]
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_type = "application/octet-stream"
-        resp.content_length = len(body)
+        if self.chunked and request.method != "HEAD":
+            resp.enable_chunked_encoding()
+        else:
+            resp.content_length = len(body)
         await resp.prepare(request)
         if request.method == "HEAD":
             return resp
         drops = self._drops.get(path)
         cut = drops.pop(0) if drops else None
-        step = 1 << 20
+        step = 100_003 if self.chunked else 1 << 20
         for offset in range(0, len(body) if cut is None else min(cut, len(body)), step):
             end = offset + step if cut is None else min(offset + step, cut)
             await resp.write(body[offset:end])
         if cut is not None and cut < len(body):
             assert request.transport is not None
-            request.transport.abort()  # the client sees a body shorter than Content-Length
+            # The client sees a body shorter than Content-Length, or chunked without its end.
+            request.transport.abort()
             return resp
         await resp.write_eof()
         return resp

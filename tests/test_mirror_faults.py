@@ -87,6 +87,25 @@ async def test_dropped_connection_resumes_with_range(fake_hub: FakeHub, node: No
     assert files["notes.txt"] == b"n" * 300_000
 
 
+async def test_chunked_answers_are_captured_and_resumed(fake_hub: FakeHub, node: Node) -> None:
+    """Bodies without Content-Length (chunked, in odd-sized pieces, as a streaming proxy sends
+    them) are captured byte-identical; one cut before its last chunk is resumed with Range."""
+    fake_hub.chunked = True
+    repo = fake_hub.create_repo("org/m")
+    repo.commit({"model.safetensors": WEIGHTS, "notes.txt": b"n" * 300_000, "empty.txt": b""})
+    fake_hub.drop_after("model.safetensors", 1_000_000)
+
+    result = await poll(node, fake_hub, "org/m")
+
+    assert result.ok, result.detail
+    resumed = [r.file_path for r in fake_hub.requests if r.server == "hub" and "Range" in r.headers]
+    assert resumed == ["model.safetensors"]
+    files = export_bytes(node, result.outcomes[0].snapshot or "", node.root / "out")
+    assert files["model.safetensors"] == WEIGHTS
+    assert files["notes.txt"] == b"n" * 300_000
+    assert files["empty.txt"] == b""
+
+
 @pytest.mark.parametrize("path", ["model.safetensors", "config.json"])
 async def test_wrong_bytes_are_rejected(fake_hub: FakeHub, node: Node, path: str) -> None:
     """Bytes that do not match the Hub's hashes: verification_failed, nothing stored as valid."""

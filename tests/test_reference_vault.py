@@ -4,12 +4,14 @@ verify and export byte-identical with this version — forever."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 from seedvault import cas
 from seedvault.fixity import verify
+from seedvault.ingest import Ingestor
 from seedvault.store.fs import FsStore
 from seedvault.vault import Vault
 from tests.helpers import run_cli
@@ -48,3 +50,44 @@ def test_reference_vault_exports_byte_identical(tmp_path: Path) -> None:
             assert digest == EXPECTED["files"][path], path
     newest = run_cli(["ls"], cwd=tmp_path).stdout.split()[0]
     assert newest == EXPECTED["snapshots"][1]
+
+
+def _reference_files() -> dict[str, bytes]:
+    """The files the reference vault was written from (``dev/make_reference_vault.py``)."""
+    path = Path(__file__).parent.parent / "dev" / "make_reference_vault.py"
+    spec = importlib.util.spec_from_file_location("make_reference_vault", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made: dict[str, bytes] = module.files()
+    return made
+
+
+def test_reference_vault_dedups_its_own_files_again(tmp_path: Path) -> None:
+    """The same files ingested again into the v1 vault store nothing new: the vault's recorded
+    chunking (older than ``tensor_group``) still cuts them exactly as it did, whatever the
+    defaults of new vaults have become."""
+    copy = tmp_path / "vault"
+    shutil.copytree(DATA / "vault-v1", copy)
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*") if p.is_file())
+    vault = Vault.open(FsStore(copy), create=False)
+    assert vault.chunking.tensor_group is None
+    assert vault.chunking != cas.ChunkingParams()  # new vaults cut differently
+    made = _reference_files()
+    assert {p: hashlib.sha256(d).hexdigest() for p, d in made.items()} == EXPECTED["files"]
+    ingestor = Ingestor(vault)
+    try:
+        for path, data in sorted(made.items()):
+            ingestor.put_bytes(data, path)
+    finally:
+        ingestor.close()
+    stats = ingestor.stats
+    assert stats.files == len(made)
+    assert stats.chunks > len(made)  # the weights and the noise span several chunks
+    assert stats.chunks_new == 0
+    assert stats.files_reused == len(made)
+    after = sorted(p.relative_to(copy) for p in copy.rglob("*") if p.is_file())
+    assert [p for p in after if p.parts[0] in ("chunks", "files")] == [
+        p for p in before if p.parts[0] in ("chunks", "files")
+    ]
