@@ -53,7 +53,7 @@ class SeaweedFS:
             client.close()
         return name
 
-    def store(self, bucket: str, prefix: str = "") -> S3Store:
+    def store(self, bucket: str, prefix: str = "", put_checksum: str = "crc32") -> S3Store:
         """An :class:`S3Store` on ``bucket`` of this server; the caller closes it."""
         return S3Store(
             endpoint_url=self.endpoint_url,
@@ -62,6 +62,7 @@ class SeaweedFS:
             region=self.region,
             access_key=self.access_key,
             secret_key=self.secret_key,
+            put_checksum=put_checksum,
         )
 
 

@@ -70,6 +70,7 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "watch.models_api[0].api_key_env: environment variable NOPE_KEY is not set",
         ),
         ("[vault]\nbackend = 'ftp'\n", "vault.backend: expected one of fs, s3"),
+        ("[vault]\nput_checksum = 'md5'\n", "vault.put_checksum: expected one of crc32, sha256"),
         ("[[watch.hf]]\nid = 'x'\n", "watch.hf[0].repo: required key is missing"),
         ("not toml at all [", "not valid TOML"),
     ],

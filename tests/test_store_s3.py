@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import zlib
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from seedvault.errors import ObjectNotFound, StoreError
+from seedvault.errors import ObjectNotFound, PreconditionFailed, StoreError
 from seedvault.store.s3 import S3Store, _crc32
 from tests.contracts import StoreContract
 from tests.seaweed import SeaweedFS
@@ -260,6 +261,67 @@ def test_the_put_request_carries_the_crc32_and_no_payload_hash(endpoint: str | N
     assert "aws-chunked" not in headers.get("content-encoding", "")
     assert "transfer-encoding" not in headers
     assert int(headers["content-length"]) == len(payload)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:9", "https://s3.example.org", None], ids=["http", "https", "aws"]
+)
+def test_put_checksum_sha256_signs_the_payload_instead(endpoint: str | None) -> None:
+    """``put_checksum="sha256"``, for servers that refuse the checksum header: no CRC32 header,
+    and the payload's SHA-256 in the signature, over HTTP, HTTPS and against AWS alike."""
+    from botocore.awsrequest import AWSResponse
+
+    store = S3Store(
+        bucket="b",
+        endpoint_url=endpoint,
+        access_key="AKIDEXAMPLE",
+        secret_key="x" * 40,
+        put_checksum="sha256",
+    )
+    seen: list[Any] = []
+
+    class _Empty:
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            return iter([b""])
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        seen.append(request)
+        return AWSResponse(request.url, 200, {"ETag": '"e"'}, _Empty())
+
+    store._client.meta.events.register_first("before-send.s3.PutObject", answer)
+    payload = bytes(range(256)) * 17
+    try:
+        store.put("chunks/ab/x", payload)
+    finally:
+        store.close()
+    (request,) = seen
+    headers = {
+        k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()
+    }
+    assert not [k for k in headers if k.startswith("x-amz-checksum")]
+    assert headers["x-amz-content-sha256"] == hashlib.sha256(payload).hexdigest()
+    assert "x-amz-content-sha256" in headers["authorization"]
+    assert int(headers["content-length"]) == len(payload)
+
+
+def test_put_checksum_sha256_round_trips_on_seaweedfs(seaweedfs: SeaweedFS) -> None:
+    """The real server takes signed payloads: plain and conditional PUTs store and read back."""
+    store = seaweedfs.store(seaweedfs.new_bucket("sha"), put_checksum="sha256")
+    try:
+        store.put("chunks/ab/plain", b"plain " * 1000)
+        version = store.put_if("refs/x", b"one", None)
+        store.put_if("refs/x", b"two", version)
+        assert store.get("chunks/ab/plain") == b"plain " * 1000
+        assert store.get("refs/x") == b"two"
+        with pytest.raises(PreconditionFailed):
+            store.put_if("refs/x", b"three", version)
+    finally:
+        store.close()
+
+
+def test_put_checksum_must_be_known() -> None:
+    with pytest.raises(ValueError, match="put_checksum"):
+        S3Store(bucket="b", endpoint_url=None, access_key="a", secret_key="s", put_checksum="md5")
 
 
 def test_undamaged_puts_read_back(s3_store: S3Store) -> None:

@@ -68,6 +68,7 @@ def open_store(cfg: Config, env: dict[str, str] | None = None) -> Store:
             region=v.region,
             access_key=environ.get(v.access_key_env, ""),
             secret_key=environ.get(v.secret_key_env, ""),
+            put_checksum=v.put_checksum,
         )
     return BACKENDS[v.backend](path=v.path)
 

@@ -67,6 +67,11 @@ class VaultConfig:
     access_key_env: str = _f("SEEDVAULT_S3_ACCESS_KEY", "s3 only: env var with the access key")
     secret_key_env: str = _f("SEEDVAULT_S3_SECRET_KEY", "s3 only: env var with the secret key")
     max_chunk_bytes: int = _f(16 * 1024 * 1024, "largest chunk plaintext accepted on read")
+    put_checksum: str = _f(
+        "crc32",
+        's3 only: how each upload\'s body is checked on arrival: "crc32" (x-amz-checksum-crc32)'
+        ' or "sha256" (a SHA-256-signed payload, for servers that refuse the checksum header)',
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,7 @@ class Config:
 
 _ENUMS = {
     "vault.backend": ("fs", "s3"),
+    "vault.put_checksum": ("crc32", "sha256"),
     "watch.hf.type": ("model", "dataset"),
     "watch.hf.access": ("auto", "public", "token"),
     "watch.models_api.flavor": ("openai", "anthropic", "gemini", "mistral", "cohere"),

@@ -28,6 +28,7 @@ def _s3(**kwargs: Any) -> Store:
         region=kwargs.get("region", "us-east-1"),
         access_key=kwargs["access_key"],
         secret_key=kwargs["secret_key"],
+        put_checksum=kwargs.get("put_checksum", "crc32"),
     )
 
 

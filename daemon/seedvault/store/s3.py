@@ -13,7 +13,9 @@ reads re-hash every object anyway.)
 The payload is not SHA-256 signed (``UNSIGNED-PAYLOAD``): over plain HTTP botocore would
 otherwise hash every body for the signature, which costs twice the CPU of the CRC32 and which
 SeaweedFS does not even check against the body (measured: a body swapped after signing is
-stored as sent). The headers, including the checksum, stay signed.
+stored as sent). The headers, including the checksum, stay signed. For a server that refuses
+the checksum header, ``put_checksum="sha256"`` (``[vault] put_checksum``) sends no CRC32 and
+signs each payload's SHA-256 instead, which AWS, MinIO and Ceph check against the body.
 
 Listing walks one ``/`` level at a time (``Delimiter="/"``) and sorts each level itself, because
 not every server lists in byte order: SeaweedFS lists depth-first by directory, so a flat
@@ -46,6 +48,9 @@ CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
 MAX_ATTEMPTS = 5
 """Attempts per request (botocore "standard" retries: throttling, 5xx, connection errors)."""
+PUT_CHECKSUMS = ("crc32", "sha256")
+"""How an upload's body is checked by the server: the CRC32 header, or a signed SHA-256."""
+_DAMAGED_ON_THE_WAY = ("BadDigest", "XAmzContentSHA256Mismatch")
 
 # Everything boto3 can raise from a call or a body read; OSError in case a socket error slips
 # past urllib3's wrapping.
@@ -68,8 +73,12 @@ class S3Store:
         access_key: str,
         secret_key: str,
         max_pool_connections: int = 32,
+        put_checksum: str = "crc32",
     ) -> None:
+        if put_checksum not in PUT_CHECKSUMS:
+            raise ValueError(f"put_checksum must be one of {PUT_CHECKSUMS}, not {put_checksum!r}")
         self.bucket = bucket
+        self.put_checksum = put_checksum
         self.endpoint_url = endpoint_url
         self.prefix = _normalise_prefix(prefix)
         self._endpoint_name = _endpoint_name(endpoint_url, region)
@@ -87,10 +96,11 @@ class S3Store:
             read_timeout=READ_TIMEOUT_S,
             # Self-hosted servers are addressed by IP or a bare host name, where bucket
             # subdomains do not resolve.
-            # The body's integrity is the CRC32 checksum header of every PUT (see above).
+            # The body's integrity is the CRC32 checksum header of every PUT (see above), or,
+            # with put_checksum "sha256", the payload's SHA-256 in the signature.
             s3={
                 "addressing_style": "path" if endpoint_url else "auto",
-                "payload_signing_enabled": False,
+                "payload_signing_enabled": put_checksum == "sha256",
             },
             # The vault builds every request's parameters itself; botocore's check of each
             # one against the API model is pure CPU (~0.1 ms per request).
@@ -210,13 +220,16 @@ class S3Store:
         return self._etag(response, name)
 
     def _put_object(self, name: str, data: bytes, extra: dict[str, str]) -> dict[str, Any]:
-        """PutObject with the body's CRC32, sent once more if the server found the body damaged
-        on the way (``BadDigest``: nothing was stored; botocore does not retry it)."""
-        request = {"Bucket": self.bucket, "Key": name, "Body": data, "ChecksumCRC32": _crc32(data)}
+        """PutObject with the body's CRC32 (or signed SHA-256), sent once more if the server found
+        the body damaged on the way (``BadDigest``, ``XAmzContentSHA256Mismatch``: nothing was
+        stored; botocore does not retry them)."""
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": data}
+        if self.put_checksum == "crc32":
+            request["ChecksumCRC32"] = _crc32(data)
         try:
             response: dict[str, Any] = self._client.put_object(**request, **extra)
         except ClientError as exc:
-            if _details(exc)[0] != "BadDigest":
+            if _details(exc)[0] not in _DAMAGED_ON_THE_WAY:
                 raise
             response = self._client.put_object(**request, **extra)
         return response
