@@ -220,18 +220,16 @@ def test_a_body_damaged_once_is_sent_again_and_stored_whole(seaweedfs: SeaweedFS
         store.close()
 
 
-@pytest.mark.parametrize(
+ENDPOINTS = pytest.mark.parametrize(
     "endpoint", ["http://127.0.0.1:9", "https://s3.example.org", None], ids=["http", "https", "aws"]
 )
-def test_the_put_request_carries_the_crc32_and_no_payload_hash(endpoint: str | None) -> None:
-    """Over plain HTTP, HTTPS and against AWS alike (no server: the request is caught before it
-    is sent): the CRC32 header of the body, signed; an unsigned payload; a plain body with its
-    length (no aws-chunked encoding or trailer that some servers refuse)."""
+PAYLOAD = bytes(range(256)) * 17
+
+
+def _sent_put_headers(store: S3Store, put: Callable[[], object]) -> dict[str, str]:
+    """The headers of the one PutObject ``put`` makes, caught before it is sent (no server)."""
     from botocore.awsrequest import AWSResponse
 
-    store = S3Store(
-        bucket="b", endpoint_url=endpoint, access_key="AKIDEXAMPLE", secret_key="x" * 40
-    )
     seen: list[Any] = []
 
     class _Empty:
@@ -243,34 +241,40 @@ def test_the_put_request_carries_the_crc32_and_no_payload_hash(endpoint: str | N
         return AWSResponse(request.url, 200, {"ETag": '"e"'}, _Empty())
 
     store._client.meta.events.register_first("before-send.s3.PutObject", answer)
-    payload = bytes(range(256)) * 17
     try:
-        store.put_if("chunks/ab/x", payload, None)
+        put()
     finally:
         store.close()
     (request,) = seen
-    headers = {
+    return {
         k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()
     }
-    assert headers["x-amz-checksum-crc32"] == _crc32(payload)
-    assert base64.b64decode(headers["x-amz-checksum-crc32"]) == zlib.crc32(payload).to_bytes(
+
+
+@ENDPOINTS
+def test_the_put_request_carries_the_crc32_and_no_payload_hash(endpoint: str | None) -> None:
+    """Over plain HTTP, HTTPS and against AWS alike (no server: the request is caught before it
+    is sent): the CRC32 header of the body, signed; an unsigned payload; a plain body with its
+    length (no aws-chunked encoding or trailer that some servers refuse)."""
+    store = S3Store(
+        bucket="b", endpoint_url=endpoint, access_key="AKIDEXAMPLE", secret_key="x" * 40
+    )
+    headers = _sent_put_headers(store, lambda: store.put_if("chunks/ab/x", PAYLOAD, None))
+    assert headers["x-amz-checksum-crc32"] == _crc32(PAYLOAD)
+    assert base64.b64decode(headers["x-amz-checksum-crc32"]) == zlib.crc32(PAYLOAD).to_bytes(
         4, "big"
     )
     assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
     assert "x-amz-checksum-crc32" in headers["authorization"]  # a signed header
     assert "aws-chunked" not in headers.get("content-encoding", "")
     assert "transfer-encoding" not in headers
-    assert int(headers["content-length"]) == len(payload)
+    assert int(headers["content-length"]) == len(PAYLOAD)
 
 
-@pytest.mark.parametrize(
-    "endpoint", ["http://127.0.0.1:9", "https://s3.example.org", None], ids=["http", "https", "aws"]
-)
+@ENDPOINTS
 def test_put_checksum_sha256_signs_the_payload_instead(endpoint: str | None) -> None:
     """``put_checksum="sha256"``, for servers that refuse the checksum header: no CRC32 header,
     and the payload's SHA-256 in the signature, over HTTP, HTTPS and against AWS alike."""
-    from botocore.awsrequest import AWSResponse
-
     store = S3Store(
         bucket="b",
         endpoint_url=endpoint,
@@ -278,30 +282,11 @@ def test_put_checksum_sha256_signs_the_payload_instead(endpoint: str | None) -> 
         secret_key="x" * 40,
         put_checksum="sha256",
     )
-    seen: list[Any] = []
-
-    class _Empty:
-        def stream(self, **_: Any) -> Iterator[bytes]:
-            return iter([b""])
-
-    def answer(request: Any, **_: Any) -> AWSResponse:
-        seen.append(request)
-        return AWSResponse(request.url, 200, {"ETag": '"e"'}, _Empty())
-
-    store._client.meta.events.register_first("before-send.s3.PutObject", answer)
-    payload = bytes(range(256)) * 17
-    try:
-        store.put("chunks/ab/x", payload)
-    finally:
-        store.close()
-    (request,) = seen
-    headers = {
-        k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()
-    }
+    headers = _sent_put_headers(store, lambda: store.put("chunks/ab/x", PAYLOAD))
     assert not [k for k in headers if k.startswith("x-amz-checksum")]
-    assert headers["x-amz-content-sha256"] == hashlib.sha256(payload).hexdigest()
+    assert headers["x-amz-content-sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
     assert "x-amz-content-sha256" in headers["authorization"]
-    assert int(headers["content-length"]) == len(payload)
+    assert int(headers["content-length"]) == len(PAYLOAD)
 
 
 def test_put_checksum_sha256_round_trips_on_seaweedfs(seaweedfs: SeaweedFS) -> None:
