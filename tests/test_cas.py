@@ -7,6 +7,7 @@ import time
 
 import blake3
 import pytest
+from pyfastcdc import FastCDC
 
 from seedvault import cas
 from seedvault.errors import IntegrityError
@@ -44,14 +45,20 @@ def _cut(
     return pieces
 
 
-def test_streaming_chunks_do_not_depend_on_write_sizes() -> None:
-    """The same bytes give the same chunks whatever pieces the producer writes them in."""
-    params = cas.ChunkingParams(min=4096, avg=16384, max=65536)
-    data = random_bytes(3_000_000, 1)
-    reference = [(p.offset, p.data) for p in _cut(data, params, None, len(data))]
+@pytest.mark.parametrize("normalization", [0, 1, 3])
+@pytest.mark.parametrize("kind", ["random", "zeros"])
+def test_streaming_chunks_do_not_depend_on_write_sizes(normalization: int, kind: str) -> None:
+    """The same bytes give the same chunks whatever pieces the producer writes them in: those
+    FastCDC cuts from the whole buffer at once (all zeros: every cut forced at ``max``)."""
+    params = cas.ChunkingParams(min=4096, avg=16384, max=65536, normalization=normalization)
+    data = random_bytes(3_000_000, 1) if kind == "random" else bytes(1_000_000)
+    cdc = FastCDC(
+        params.avg, min_size=params.min, max_size=params.max, normalized_chunking=normalization
+    )
+    reference = [(c.offset, data[c.offset : c.offset + c.length]) for c in cdc.cut_buf(data)]
     assert b"".join(d for _, d in reference) == data
     assert all(len(d) <= params.max for _, d in reference)
-    for step in (1000, 65536, 333_333):
+    for step in (1000, 65536, 333_333, len(data)):
         assert [(p.offset, p.data) for p in _cut(data, params, None, step)] == reference
 
 
@@ -178,6 +185,42 @@ def test_codecs_round_trip(data: bytes, codec: int, skip: int) -> None:
     blob = cas.encode(data, codec, 3, skip)
     assert cas.decode(blob, 1 << 24) == data
     assert len(blob) <= len(data) + cas.HEADER_SIZE
+
+
+@pytest.mark.parametrize(("width", "dtype"), [(2, "BF16"), (2, "F16"), (4, "F32")])
+@pytest.mark.parametrize("skip", [0, 1, 2, 3])
+@pytest.mark.parametrize("tail", [0, 1, 3])
+def test_byte_grouped_chunks_cut_anywhere_decode_exactly(
+    width: int, dtype: str, skip: int, tail: int
+) -> None:
+    """A CDC cut lands anywhere in a tensor: ``skip`` leading and ``tail`` trailing bytes
+    around whole elements. Such chunks stay byte-grouped (they still compress) and decode to
+    exactly their bytes, into a buffer of their own."""
+    skip %= width
+    data = bytes(range(7, 7 + skip)) + float_weights(60_001, 9, dtype) + bytes(range(tail))
+    blob = cas.encode(data, cas.codec_for(dtype), 3, skip)
+    assert cas.peek_header(blob)[0] == width  # byte-grouped, not the raw fallback
+    out = cas.decode(blob, 1 << 24)
+    assert type(out) is bytearray
+    assert out == data
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        bytes((2, 0)),  # no planes at all
+        bytes((2, 3)),  # skip not below the width
+        bytes((2, 1)) + b"\x00",  # the skipped byte, then nothing
+        bytes((4, 0)) + struct.pack("<BI", 0, 1) + b"x",  # planes of the wrong length
+        bytes((2, 0)) + struct.pack("<BI", 0, 2) + b"ab" + struct.pack("<BI", 0, 2) + b"cd" + b"!",
+    ],
+)
+def test_forged_byte_grouped_payloads_are_refused(payload: bytes) -> None:
+    """Missing planes, a bad skip, planes of the wrong length or a tail that does not fit the
+    header's length: IntegrityError, never bytes of another length."""
+    blob = cas.HEADER.pack(cas.MAGIC, payload[0], 4) + payload
+    with pytest.raises(IntegrityError):
+        cas.decode(blob, 1 << 24)
 
 
 def test_codec_choice_by_data() -> None:

@@ -228,7 +228,8 @@ class Chunker:
 
     @property
     def buffered(self) -> int:
-        """Bytes fed but not yet yielded as chunks: at most ``max + avg`` plus the last feed."""
+        """Bytes fed but not yet yielded as chunks: below ``max + avg`` once a feed is done
+        (while one runs, at most that plus the bytes it brought)."""
         return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> Iterator[Piece]:

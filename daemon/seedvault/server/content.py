@@ -234,8 +234,9 @@ async def stream_file(
     try:
         while piece is not _END:
             following = await reader.next()
-            # A view: asyncio's transport keeps what the socket did not take with a slice of
-            # it, which copies a bytes or bytearray piece (a view's slice does not).
+            # A view: asyncio's transport (3.11) keeps what the socket did not take by slicing
+            # the piece and copying the slice into its buffer; a view's slice saves the first
+            # of those two copies.
             await response.write(memoryview(piece))
             piece = following
     except (IntegrityError, NotInVault, StoreError) as exc:

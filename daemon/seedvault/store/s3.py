@@ -6,10 +6,10 @@ uses the object's ETag as the version tag: PutObject with ``If-None-Match: *`` (
 ``If-Match: <etag>`` (swap), which AWS S3 supports since November 2024 (boto3/botocore 1.35.69)
 and SeaweedFS and MinIO support too.
 
-Every PutObject carries the body's CRC32 (``x-amz-checksum-crc32``), which the server checks
-before it stores anything: a body damaged on the way is refused (``BadDigest``), never stored,
-and the PUT is sent once more. (A server that ignores the header stores the body unchecked;
-reads re-hash every object anyway.)
+By default every PutObject carries the body's CRC32 (``x-amz-checksum-crc32``), which the
+server checks before it stores anything: a body damaged on the way is refused (``BadDigest``),
+never stored, and the PUT is sent once more. (A server that ignores the header stores the
+body unchecked; reads re-hash every object anyway.)
 The payload is not SHA-256 signed (``UNSIGNED-PAYLOAD``): over plain HTTP botocore would
 otherwise hash every body for the signature, which costs twice the CPU of the CRC32 and which
 SeaweedFS does not even check against the body (measured: a body swapped after signing is
