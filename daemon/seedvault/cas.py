@@ -223,32 +223,58 @@ class Chunker:
         self._avg = params.avg
         self._segments = list(segments or [Segment(0, None, None)])
         self._seg_index = 0
+        # The bytes not yet cut are self._buf[self._start:self._end], at absolute offset _pos.
+        # The buffer grows (doubling) to _room — the most held between cuts plus a typical
+        # write — and is then reused in place: what is left after a cut moves to its front when
+        # the next write would not fit. Appending to a bytearray and deleting its cut front
+        # instead made CPython reallocate and copy it after every cut, onto fresh pages.
         self._buf = bytearray()
-        self._pos = 0  # absolute offset of self._buf[0]
+        self._start = 0
+        self._end = 0
+        self._pos = 0
+        self._room = params.max + params.avg + (1 << 20)
 
     @property
     def buffered(self) -> int:
         """Bytes fed but not yet yielded as chunks: below ``max + avg`` once a feed is done
         (while one runs, at most that plus the bytes it brought)."""
-        return len(self._buf)
+        return self._end - self._start
 
     def feed(self, data: bytes | bytearray | memoryview) -> Iterator[Piece]:
         """Add ``data`` and yield every chunk that is now final."""
-        self._buf += data
+        n = memoryview(data).nbytes
+        if self._end + n > len(self._buf):
+            self._make_room(n)
+        self._buf[self._end : self._end + n] = data
+        self._end += n
         yield from self._drain(final=False)
 
     def finish(self) -> Iterator[Piece]:
         """Yield the remaining chunks at the end of the file."""
         yield from self._drain(final=True)
 
+    def _make_room(self, n: int) -> None:
+        live = self._end - self._start
+        if live + n <= len(self._buf):
+            view = memoryview(self._buf)
+            view[:live] = view[self._start : self._end]  # overlapping: moved like memmove
+            view.release()
+        else:
+            grown = bytearray(max(live + n, min(self._room, 2 * len(self._buf))))
+            with memoryview(self._buf) as view:
+                grown[:live] = view[self._start : self._end]
+            self._buf = grown
+        self._start, self._end = 0, live
+
     def _drain(self, final: bool) -> Iterator[Piece]:
-        while self._buf:
+        while self._end > self._start:
             seg = self._segments[self._seg_index]
             seg_end = seg.end
             if seg_end is not None and seg_end <= self._pos:
                 self._seg_index += 1
                 continue
-            avail = len(self._buf) if seg_end is None else min(len(self._buf), seg_end - self._pos)
+            live = self._end - self._start
+            avail = live if seg_end is None else min(live, seg_end - self._pos)
             complete = final or (seg_end is not None and self._pos + avail == seg_end)
             if not complete and avail < self._max + self._avg:
                 # Wait for more bytes. Every cut but the last one of a buffer is final (a cut
@@ -256,15 +282,13 @@ class Chunker:
                 # more than ``max`` bytes would do; the extra ``avg`` keeps the bytes scanned
                 # again (the unfinished last chunk, on the next call) small next to the new ones.
                 return
-            view = memoryview(self._buf)[:avail]
-            cuts = [(c.offset, c.length) for c in self._cdc.cut_buf(view)]
-            view.release()
-            if not complete:
-                cuts = cuts[:-1]  # the last cut may move once more bytes arrive
             consumed = 0
             width = FLOAT_WIDTHS.get(seg.dtype or "", 1)
-            whole = memoryview(self._buf)
+            whole = memoryview(self._buf)[self._start : self._start + avail]
             try:
+                cuts = [(c.offset, c.length) for c in self._cdc.cut_buf(whole)]
+                if not complete:
+                    cuts = cuts[:-1]  # the last cut may move once more bytes arrive
                 for offset, length in cuts:
                     start = self._pos + offset
                     skip = -(start - seg.start) % width
@@ -273,8 +297,10 @@ class Chunker:
                     consumed = offset + length
             finally:
                 whole.release()
-            del self._buf[:consumed]
+            self._start += consumed
             self._pos += consumed
+            if self._start == self._end:
+                self._start = self._end = 0  # empty: the next bytes go to the front
             if not complete:
                 return
 
