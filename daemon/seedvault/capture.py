@@ -22,7 +22,7 @@ import structlog
 from seedvault import __version__
 from seedvault.catalog import Catalog
 from seedvault.errors import IntegrityError, NotInVault, VerificationError
-from seedvault.ingest import FileWriter, Ingestor
+from seedvault.ingest import Ingestor
 from seedvault.manifest import FileEntry, Manifest, check_path
 from seedvault.sources.base import Artifact, Expected, Source
 from seedvault.vault import Ref, Vault, iso_seconds, utc_now
@@ -30,11 +30,6 @@ from seedvault.vault import Ref, Vault, iso_seconds, utc_now
 log = structlog.get_logger(__name__)
 
 WRITE_BATCH = 4 * 1024 * 1024
-
-
-def _write_all(writer: FileWriter, blocks: list[bytes]) -> None:
-    for block in blocks:
-        writer.write(block)
 
 
 _ACTUAL = re.compile(r"(size|sha256|git blob sha1) (\w+), expected")
@@ -229,8 +224,9 @@ async def _capture_file(
     git_size = expected.size if expected.git_sha1 else None
     writer = ingestor.writer(artifact.path, git_blob_size=git_size)
     try:
-        # Downloads arrive in small pieces: hand them to the writer's thread in batches of
-        # WRITE_BATCH bytes, so the thread hops cost nothing next to the work they carry.
+        # Downloads arrive in small pieces: hand them to the writer's thread (and on to its
+        # hashing thread) in batches of WRITE_BATCH bytes, so the thread hops cost nothing next
+        # to the work they carry.
         pending: list[bytes] = []
         pending_bytes = 0
         async for block in artifact.open():
@@ -238,10 +234,10 @@ async def _capture_file(
             pending_bytes += len(block)
             show.advance(len(block))
             if pending_bytes >= WRITE_BATCH:
-                await asyncio.to_thread(_write_all, writer, pending)
+                await asyncio.to_thread(writer.write_many, pending)
                 pending, pending_bytes = [], 0
         if pending:
-            await asyncio.to_thread(_write_all, writer, pending)
+            await asyncio.to_thread(writer.write_many, pending)
         record = await asyncio.to_thread(
             writer.finish,
             size=expected.size,

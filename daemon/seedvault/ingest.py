@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ PROBE_MISSES = 4
 """Chunks in a row found absent before a writer on a remote store stops asking first."""
 PROBE_EVERY = 16
 """While a writer uploads without asking, it still asks for one chunk in this many."""
+HASH_QUEUE_BATCHES = 2
+"""Batches handed to a file's hashing thread that may wait for it (it hashes ~1 GB/s)."""
 
 
 @dataclass
@@ -191,23 +194,29 @@ class Probing:
 
 
 class _Hasher(threading.Thread):
-    """Whole-file BLAKE3 + SHA-256 in their own thread (1.2× on the pipeline)."""
+    """Whole-file BLAKE3 + SHA-256 in their own thread (1.2× on the pipeline).
+
+    Each queue item is a batch of blocks (one hand-off per :meth:`FileWriter.write_many`, not per
+    block: downloads arrive in pieces of 16–256 KiB, and a thread hand-off per piece cost more
+    than hashing it). At most :data:`HASH_QUEUE_BATCHES` batches wait.
+    """
 
     def __init__(self, git_blob_size: int | None) -> None:
         super().__init__(name="ingest-hash", daemon=True)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=3)
+        self.queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=HASH_QUEUE_BATCHES)
         self.b3 = blake3.blake3()
         self.sha = hashlib.sha256()
         self.size = 0
         self.git = None if git_blob_size is None else hashlib.sha1(b"blob %d\0" % git_blob_size)
 
     def run(self) -> None:
-        while (data := self.queue.get()) is not None:
-            self.b3.update(data)
-            self.sha.update(data)
-            self.size += len(data)
-            if self.git is not None:
-                self.git.update(data)
+        while (blocks := self.queue.get()) is not None:
+            for data in blocks:
+                self.b3.update(data)
+                self.sha.update(data)
+                self.size += len(data)
+                if self.git is not None:
+                    self.git.update(data)
 
 
 class FileWriter:
@@ -233,16 +242,26 @@ class FileWriter:
         After :meth:`abort` (possibly called from another thread while a producer is still
         writing), writes are dropped instead of blocking on a hasher that has stopped.
         """
-        if not data or self._aborted.is_set():
+        self.write_many([data])
+
+    def write_many(self, blocks: Sequence[bytes | bytearray | memoryview]) -> None:
+        """:meth:`write` each of ``blocks`` in turn, with one hand-off to the hashing thread."""
+        batch = [bytes(block) for block in blocks if block]
+        if not batch or self._aborted.is_set():
             return
-        data = bytes(data)
         while True:
             try:
-                self._hasher.queue.put(data, timeout=0.2)
+                self._hasher.queue.put(batch, timeout=0.2)
                 break
             except queue.Full:
                 if self._aborted.is_set():
                     return
+        for data in batch:
+            if self._aborted.is_set():
+                return
+            self._cut(data)
+
+    def _cut(self, data: bytes) -> None:
         if self._chunker is None:
             if self._head is not None:
                 self._head += data

@@ -398,8 +398,7 @@ class _Rechunk(_Sink):
         self.finished = False
 
     def write(self, blocks: list[bytes]) -> None:
-        for block in blocks:
-            self.writer.write(block)
+        self.writer.write_many(blocks)
 
     def finish(self, size: int, sha256: str, file_h: str) -> None:
         try:
