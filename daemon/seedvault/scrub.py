@@ -381,11 +381,15 @@ class _RepairIngestor(Ingestor):
         h = cas.address(piece.data)
         if _intact(self.vault, h):
             self.stats.add_chunk(False, len(piece.data), 0)
-        else:  # addressed by its own bytes: correct by construction
-            blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
-            self.vault.put_encoded_chunk(h, blob)
-            self.stats.add_chunk(True, len(piece.data), len(blob))
-        return h, len(piece.data)
+            return h, len(piece.data)
+        # Addressed by its own bytes: correct by construction. As in Ingestor.store_chunk, only
+        # the encoded bytes are held while they upload.
+        size = len(piece.data)
+        blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
+        piece.release()
+        self.vault.put_encoded_chunk(h, blob)
+        self.stats.add_chunk(True, size, len(blob))
+        return h, size
 
 
 class _Rechunk(_Sink):
