@@ -127,10 +127,7 @@ class Ingestor:
         if present:
             self.stats.add_chunk(False, len(piece.data), 0)
             return h, len(piece.data)
-        size = len(piece.data)
-        blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
-        # The upload takes most of a chunk's time in flight: hold only the encoded bytes for it.
-        piece.release()
+        blob, size = self.encode(piece)
         if not blind:
             self.vault.put_encoded_chunk(h, blob)
         elif not self.vault.put_new_chunk(h, blob):  # it was there: count it as dedup
@@ -140,6 +137,14 @@ class Ingestor:
             return h, size
         self.stats.add_chunk(True, size, len(blob))
         return h, size
+
+    def encode(self, piece: cas.Piece) -> tuple[bytes, int]:
+        """``piece`` encoded with its codec, and its plaintext size; the piece lets go of its
+        plaintext, since the upload that follows takes most of a chunk's time in flight."""
+        size = len(piece.data)
+        blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
+        piece.release()
+        return blob, size
 
 
 class Probing:

@@ -382,11 +382,7 @@ class _RepairIngestor(Ingestor):
         if _intact(self.vault, h):
             self.stats.add_chunk(False, len(piece.data), 0)
             return h, len(piece.data)
-        # Addressed by its own bytes: correct by construction. As in Ingestor.store_chunk, only
-        # the encoded bytes are held while they upload.
-        size = len(piece.data)
-        blob = cas.encode(piece.data, cas.codec_for(piece.dtype), self.zstd_level, piece.skip)
-        piece.release()
+        blob, size = self.encode(piece)  # addressed by its own bytes: correct by construction
         self.vault.put_encoded_chunk(h, blob)
         self.stats.add_chunk(True, size, len(blob))
         return h, size
