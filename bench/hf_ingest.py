@@ -78,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 import _data
+from vault import cpu_of
 
 MB = 1_000_000
 GB = 1_000_000_000
@@ -330,16 +331,6 @@ def _busy_jiffies() -> int:
     return user + nice + system + irq + softirq + steal
 
 
-def _cpu_of(pid: int) -> float:
-    """CPU seconds of a running process (user + system), 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            parts = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(parts[11]) + int(parts[12])) / HZ  # utime, stime
-
-
 @dataclass
 class Run:
     tool: str
@@ -414,7 +405,7 @@ def measure(command: list[str], env: dict[str, str], log_dir: Path, watched: lis
     "other" load.
     """
     out_path, err_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
-    helpers_before = [_cpu_of(pid) for pid in watched]
+    helpers_before = [cpu_of(pid) for pid in watched]
     self_before = sum(os.times()[:2])
     busy_before = _busy_jiffies()
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -434,7 +425,7 @@ def measure(command: list[str], env: dict[str, str], log_dir: Path, watched: lis
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     busy = (_busy_jiffies() - busy_before) / HZ
-    helpers = [_cpu_of(pid) - before for pid, before in zip(watched, helpers_before, strict=True)]
+    helpers = [cpu_of(pid) - before for pid, before in zip(watched, helpers_before, strict=True)]
     own = sum(helpers) + sum(os.times()[:2]) - self_before
     cpu = usage.ru_utime + usage.ru_stime
     other = max(0.0, busy - cpu - own) / (wall * (os.cpu_count() or 1))

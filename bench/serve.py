@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import _data
-from vault import log, parse_size, seaweedfs
+from vault import cpu_of, log, parse_size, seaweedfs
 
 MB = 1_000_000
 REPO = "bench/model"
@@ -219,11 +219,16 @@ def child_static(task: dict[str, Any]) -> None:
 
 def child_client(task: dict[str, Any]) -> dict[str, Any]:
     """One timed ``snapshot_download`` (env: HF_ENDPOINT, HF_HUB_CACHE set by the parent)."""
+    import resource
+
     from huggingface_hub import snapshot_download
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     folder = snapshot_download(REPO)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     total = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
     if task["verify"]:
         meta = json.loads(Path(task["meta"]).read_text())
@@ -231,7 +236,7 @@ def child_client(task: dict[str, Any]) -> dict[str, Any]:
             digest = hashlib.sha256(Path(folder, path).read_bytes()).hexdigest()
             if digest != entry["sha256"]:
                 raise SystemExit(f"{path}: downloaded bytes differ from the original")
-    return {"seconds": seconds, "bytes": total}
+    return {"seconds": seconds, "bytes": total, "cpu": cpu}
 
 
 def free_port() -> int:
@@ -355,8 +360,14 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
         log(f"ingesting into the {backend} vault")
         ingest(files, meta, node_config(work, backend, 0, s3))
     results: dict[str, list[float]] = {}
+    cpu: dict[str, list[tuple[float, float, float]]] = {}
     rss: dict[str, int] = {}
+    store_pid = int(s3["SVB_S3_PID"]) if s3 is not None else None
     ceilings = {b: vault_ceiling(node_config(work, b, 0, s3)) for b in backends}
+    # The vaults and the shards were just written: write them back now, or the writeback lands
+    # in the first timed rounds (measured: up to 260 MB/s of it during round 1).
+    os.sync()
+    time.sleep(1)
     load = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         urls = {
@@ -376,20 +387,28 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
                 )
             )
         for round_ in range(args.repeat):
-            for name, (url, _proc) in urls.items():
+            for name, (url, proc) in urls.items():
+                node_before = cpu_of(proc.pid)
+                store_before = cpu_of(store_pid) if store_pid is not None else 0.0
                 result = download(url, work / "cache", meta_path, verify=round_ == 0)
+                node_cpu = cpu_of(proc.pid) - node_before
+                store_cpu = cpu_of(store_pid) - store_before if store_pid is not None else 0.0
                 if result["bytes"] != total:
                     raise RuntimeError(
                         f"{name}: downloaded {result['bytes']} bytes, expected {total}"
                     )
                 results.setdefault(name, []).append(result["seconds"])
+                gb = total / 1e9
+                store_share = store_cpu / gb if name == "seedvault-s3" else 0.0
+                cpu.setdefault(name, []).append((result["cpu"] / gb, node_cpu / gb, store_share))
                 log(f"round {round_ + 1} {name}: {total / result['seconds'] / MB:,.0f} MB/s")
         rss = {name: peak_rss(proc.pid) for name, (_url, proc) in urls.items()}
-    print(render(results, rss, ceilings, total, args, time.perf_counter() - started, load))
+    print(render(results, cpu, rss, ceilings, total, args, time.perf_counter() - started, load))
 
 
 def render(
     results: dict[str, list[float]],
+    cpu: dict[str, list[tuple[float, float, float]]],
     rss: dict[str, int],
     ceilings: dict[str, float],
     total: int,
@@ -412,8 +431,8 @@ def render(
         f"{os.cpu_count()} cores. MB = 10^6 bytes.",
         "",
         "| server | MB/s (median) | runs MB/s | ratio to static | target | result "
-        "| server peak RSS |",
-        "|---|---|---|---|---|---|---|",
+        "| server peak RSS | CPU s per GB: client / server / SeaweedFS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, label in labels.items():
         if name not in rate:
@@ -425,9 +444,11 @@ def render(
             if name == "static"
             else (f"≥ {TARGET_RATIO:.1f}×", "PASS" if ratio >= TARGET_RATIO else "MISS")
         )
+        client, node, store = (statistics.median(c[i] for c in cpu[name]) for i in range(3))
         lines.append(
             f"| {label} | {rate[name]:,.0f} | {runs} | {ratio:.2f}× | {target} | {verdict} | "
-            f"{rss[name] / 2**20:,.0f} MiB |"
+            f"{rss[name] / 2**20:,.0f} MiB | {client:.2f} / {node:.2f} / "
+            f"{store:.2f} |".replace(" / 0.00 |", " / — |")
         )
     lines += [
         "",
@@ -438,6 +459,9 @@ def render(
         + ", ".join(f"{b} {total / s / MB:,.0f} MB/s" for b, s in ceilings.items())
         + ". The client itself needs about one core at these rates, which the node's decoding "
         "and verification (and, for S3, boto3 and SeaweedFS) must share on this machine.",
+        "- CPU s per GB served (medians): the client's own process during the timed call, the "
+        "server process and the SeaweedFS process during the whole run; 2 cores give at most "
+        "2 CPU s per second between them.",
     ]
     return "\n".join(lines)
 

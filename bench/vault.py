@@ -412,7 +412,8 @@ def run_cp(src: Path, dst: Path) -> dict[str, float]:
 @contextlib.contextmanager
 def seaweedfs(workdir: Path) -> Iterator[dict[str, str]]:
     """``weed mini`` on loopback (``tests/weed.py``: the tests' start line); yields the child
-    env (endpoint and admin keys) and stops the server at the end."""
+    env (endpoint and admin keys, and the server's pid as ``SVB_S3_PID``) and stops the server
+    at the end."""
     root = str(_data.REPO)
     if root not in sys.path:  # this script runs with bench/ as sys.path[0]
         sys.path.insert(0, root)
@@ -427,7 +428,17 @@ def seaweedfs(workdir: Path) -> Iterator[dict[str, str]]:
     }
     keys = {"access_key": env["SVB_S3_KEY"], "secret_key": env["SVB_S3_SECRET"]}
     with weed_mini(workdir / "weed", weed, bucket="svbench-vault", **keys) as server:
-        yield {**env, "SVB_S3_ENDPOINT": server.endpoint_url}
+        yield {**env, "SVB_S3_ENDPOINT": server.endpoint_url, "SVB_S3_PID": str(server.pid)}
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds of a running process (user + system, all its threads), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            parts = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def s3_client(env: dict[str, str]) -> Any:

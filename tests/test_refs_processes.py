@@ -106,5 +106,10 @@ def test_two_processes_s3(seaweedfs: Any) -> None:
         "secret_key": seaweedfs.secret_key,
         "region": seaweedfs.region,
     }
-    Vault.open(seaweedfs.store(bucket))
-    _race({"kind": "s3", "s3": args}, seaweedfs.store(bucket))
+    first, reopened = seaweedfs.store(bucket), seaweedfs.store(bucket)
+    try:
+        Vault.open(first)
+        _race({"kind": "s3", "s3": args}, reopened)
+    finally:
+        first.close()
+        reopened.close()

@@ -9,7 +9,9 @@ layout — without patching anything.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import types
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,12 +21,15 @@ import pytest
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 
+from seedvault import vault as vault_module
 from seedvault.app import Node
 from seedvault.errors import IntegrityError
+from seedvault.server import content as content_module
 from seedvault.server.content import RangeError, parse_range, read_pieces
 from seedvault.store.base import ObjectInfo
 from seedvault.store.fs import FsStore
-from seedvault.vault import Vault, sharded
+from seedvault.store.memory import MemoryStore
+from seedvault.vault import FileRecord, Vault, sharded
 from tests.archive import ArchivedRepo, archive_repo, open_node, running
 from tests.helpers import random_bytes
 
@@ -190,6 +195,67 @@ def test_parallel_reader_matches_iter_file(
             b"".join(read_pieces(node.vault, h, 0, size, pool))
         with pytest.raises(IntegrityError):
             b"".join(node.vault.iter_file(h, 0, size))
+
+
+def _reader(kind: str, vault: Vault, h: str, pool: ThreadPoolExecutor) -> bytes:
+    if kind == "iter_file":
+        return b"".join(vault.iter_file(h))
+    return b"".join(read_pieces(vault, h, 0, vault.file_record(h).size, pool))
+
+
+@pytest.mark.parametrize("kind", ["iter_file", "read_pieces"])
+def test_a_passed_whole_file_check_is_not_repeated_for_the_same_record(
+    served: tuple[Node, RecordingStore, ArchivedRepo],
+    kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a whole read of a file passed the whole-file BLAKE3 check, later whole reads of the
+    same record skip that second hash (each chunk is still checked); a record rewritten with
+    its chunks reordered is checked again and refused, before and after a good read."""
+    node, _, repo = served
+    vault = node.vault
+    h = _blake3(repo, node, "big.bin")
+    record = vault.file_record(h)
+    assert len({c for c, _ in record.chunks}) >= 2
+    whole_file_hashers = []
+    real = vault_module.blake3.blake3
+
+    def counting(*args: object, **kwargs: object) -> object:
+        if not args and not kwargs:
+            whole_file_hashers.append(1)
+        return real(*args, **kwargs)
+
+    hasher_module = content_module if kind == "read_pieces" else vault_module
+    monkeypatch.setattr(hasher_module, "blake3", types.SimpleNamespace(blake3=counting))
+    with ThreadPoolExecutor(4) as pool:
+        assert not vault.composition_known(record)
+        assert _reader(kind, vault, h, pool) == repo.files["big.bin"]
+        assert vault.composition_known(record)
+        assert _reader(kind, vault, h, pool) == repo.files["big.bin"]
+        assert len(whole_file_hashers) == 1
+
+        (c0, n0), (c1, n1), *rest = record.chunks
+        reordered = dataclasses.replace(record, chunks=((c1, n1), (c0, n0), *rest))
+        vault.put_file_record(reordered)
+        assert not vault.composition_known(reordered)
+        with pytest.raises(IntegrityError, match="does not hash to its address"):
+            _reader(kind, vault, h, pool)
+        assert not vault.composition_known(reordered)
+        vault.put_file_record(record)
+        assert _reader(kind, vault, h, pool) == repo.files["big.bin"]
+        assert len(whole_file_hashers) == 2
+
+
+def test_remembered_whole_file_checks_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    vault = Vault.open(MemoryStore())
+    monkeypatch.setattr(vault_module, "COMPOSITIONS_REMEMBERED", 2)
+    records = [
+        FileRecord(size=1, blake3=f"{i:064x}", sha256="0" * 64, chunks=((f"{i:064x}", 1),))
+        for i in range(3)
+    ]
+    for record in records:
+        vault.remember_composition(record)
+    assert [vault.composition_known(r) for r in records] == [False, True, True]
 
 
 def _damage_chunk(node: Node, repo: ArchivedRepo, path: str, index: int) -> None:

@@ -398,3 +398,27 @@ async def test_user_token_is_anonymous_and_never_logged(
     ]
     assert USER_TOKEN not in repr(events) + repr(server_records)
     assert "UserOwnToken" not in repr(events) + repr(server_records)
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_a_download_widens_its_send_buffer_only_where_the_system_allows(
+    allowed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads ask for a 4 MiB socket send buffer when ``net.core.wmem_max`` permits it;
+    otherwise the kernel's own tuning is left alone (a fixed smaller buffer would cap it)."""
+    import socket
+    import types
+
+    from seedvault.server import content
+
+    monkeypatch.setattr(content, "_send_buffer_allowed", lambda: allowed)
+    with socket.socket() as sock:
+        before = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        transport = types.SimpleNamespace(get_extra_info=lambda name: sock)
+        content._widen_send_buffer(types.SimpleNamespace(transport=transport))  # type: ignore[arg-type]
+        after = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    if allowed:  # Linux caps the request at wmem_max and reports twice what it set
+        with open("/proc/sys/net/core/wmem_max") as fh:
+            assert after >= min(content.SEND_BUFFER_BYTES, int(fh.read())) > before
+    else:
+        assert after == before

@@ -21,9 +21,23 @@ pytestmark = pytest.mark.s3
 
 
 class TestS3Store(StoreContract):
-    @pytest.fixture(params=["", "vault/node-1"], ids=["bucket-root", "prefixed"])
+    @pytest.fixture(
+        params=[("", True), ("vault/node-1", True), ("vault/node-1", False)],
+        ids=["bucket-root", "prefixed", "botocore-reads"],
+    )
     def store(self, request: pytest.FixtureRequest, seaweedfs: SeaweedFS) -> Iterator[S3Store]:
-        store = seaweedfs.store(seaweedfs.new_bucket("contract"), prefix=request.param)
+        """Reads go through the direct GET path (``s3_direct``), or with ``direct_get=False``
+        all through botocore."""
+        prefix, direct_get = request.param
+        store = S3Store(
+            endpoint_url=seaweedfs.endpoint_url,
+            bucket=seaweedfs.new_bucket("contract"),
+            prefix=prefix,
+            access_key=seaweedfs.access_key,
+            secret_key=seaweedfs.secret_key,
+            direct_get=direct_get,
+        )
+        assert (store._direct is not None) == direct_get
         yield store
         store.close()
 

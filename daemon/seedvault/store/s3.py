@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 import urllib3.exceptions
 from boto3.exceptions import Boto3Error
 from boto3.session import Session
@@ -42,7 +43,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from seedvault.errors import ObjectNotFound, PreconditionFailed, StoreError
+from seedvault.store import s3_direct
 from seedvault.store.base import ObjectInfo, check_key
+
+log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
@@ -74,6 +78,7 @@ class S3Store:
         secret_key: str,
         max_pool_connections: int = 32,
         put_checksum: str = "crc32",
+        direct_get: bool = True,
     ) -> None:
         if put_checksum not in PUT_CHECKSUMS:
             raise ValueError(f"put_checksum must be one of {PUT_CHECKSUMS}, not {put_checksum!r}")
@@ -117,6 +122,16 @@ class S3Store:
             raise StoreError(
                 self._scrub(f"cannot set up S3 for {self.description}: {exc}")
             ) from exc
+        self._direct: s3_direct.DirectGetter | None = None
+        if direct_get and endpoint_url and s3_direct.usable(endpoint_url):
+            self._direct = s3_direct.DirectGetter(
+                endpoint_url=endpoint_url,
+                bucket=bucket,
+                region=region,
+                access_key=access_key,
+                secret_key=secret_key,
+                timeout=READ_TIMEOUT_S,
+            )
 
     @property
     def remote(self) -> bool:
@@ -132,7 +147,21 @@ class S3Store:
         return self.prefix + check_key(key)
 
     def get(self, key: str) -> bytes:
-        return self.get_versioned(key)[0]
+        direct = self._direct
+        if direct is None:
+            return self.get_versioned(key)[0]
+        data = direct.get(self._name(key))
+        if data is not None:
+            return data
+        data = self.get_versioned(key)[0]  # botocore decides: its retries, its errors
+        if direct.refused() and direct.enabled:
+            direct.disable()
+            log.warning(
+                "s3_direct_get_disabled",
+                endpoint=self._endpoint_name,
+                reason="the server refused a direct GET that botocore's request then passed",
+            )
+        return data
 
     def put(self, key: str, data: bytes) -> None:
         name = self._name(key)
@@ -238,6 +267,8 @@ class S3Store:
         """Nothing to do: a completed PUT is durable on the server."""
 
     def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         self._client.close()
 
     def _head(self, key: str) -> dict[str, Any] | None:
