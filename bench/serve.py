@@ -2,7 +2,7 @@
 
 Run from the repository root (needs ``make testdata`` for the real weights)::
 
-    .venv/bin/python bench/serve.py                  # ~820 MB in 6 files, 3 rounds, fs + S3
+    .venv/bin/python bench/serve.py                  # ~820 MB in 6 files, 5 rounds, fs + S3
     .venv/bin/python bench/serve.py --size 1G --repeat 5 --no-s3
 
 The same repository (non-repeating bf16 safetensors shards from ``bench/_data.py`` plus the
@@ -15,10 +15,13 @@ real small files of all-MiniLM-L6-v2) is served three ways, each server in its o
 * **seedvault, S3 vault**: the same on a real SeaweedFS (``weed mini`` started here on
   loopback and stopped at the end; it shares the machine's two cores).
 
-Each timed run is ``huggingface_hub.snapshot_download`` (8 workers) in a fresh child process
-into an empty ``HF_HUB_CACHE``, timed around the call only; the first run of each server
-checks every byte. Runs are interleaved (static, fs, S3, static, …); the table shows medians,
-the ratio to the static server, and each server's peak RSS (``VmHWM``). Both servers read
+Each run is ``huggingface_hub.snapshot_download`` (8 workers) in a fresh child process into an
+empty ``HF_HUB_CACHE``, timed around the call only. A first, untimed round downloads from
+every server once and checks every byte (its rates are printed under the table: a node's first
+whole read of a file also pays the whole-file BLAKE3 check, which it then remembers for that
+file record). Then come the timed rounds, interleaved (static, fs, S3, static, …); the table
+shows medians, the ratio to the static server, each server's peak RSS (``VmHWM``) and the CPU
+each process spent per GB. Both servers read
 warm: the files and the vault were just written, so both come from the page cache (the
 SeaweedFS volumes too). Progress goes to stderr, the markdown table to stdout. MB = 10^6 bytes.
 """
@@ -174,11 +177,11 @@ def node_config(work: Path, backend: str, port: int, s3: dict[str, str] | None) 
 def child_seedvault(task: dict[str, Any]) -> None:
     """``seedvault serve`` on the node the task describes, until SIGTERM."""
     from seedvault.app import Node
-    from seedvault.cli import limit_malloc_arenas
+    from seedvault.cli import tune_malloc
     from seedvault.logs import setup_logging
     from seedvault.server import run_server
 
-    limit_malloc_arenas()  # as `seedvault serve` does
+    tune_malloc()  # as `seedvault serve` does
     setup_logging(level="info", stream=sys.stderr, json=True)
     cfg = node_config(Path(task["work"]), task["backend"], task["port"], task.get("s3"))
     with Node.open(cfg, create=False) as node:
@@ -320,7 +323,7 @@ def main() -> None:
         "--size", type=parse_size, default=parse_size("800M"), help="weights in total"
     )
     parser.add_argument("--shards", type=int, default=6, help="safetensors files")
-    parser.add_argument("--repeat", type=int, default=3, help="timed rounds per server")
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds per server")
     parser.add_argument("--no-s3", action="store_true", help="skip the SeaweedFS vault")
     parser.add_argument("--workdir", type=Path, help="parent of the temp dir (default /tmp)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -360,6 +363,7 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
         log(f"ingesting into the {backend} vault")
         ingest(files, meta, node_config(work, backend, 0, s3))
     results: dict[str, list[float]] = {}
+    first: dict[str, float] = {}
     cpu: dict[str, list[tuple[float, float, float]]] = {}
     rss: dict[str, int] = {}
     store_pid = int(s3["SVB_S3_PID"]) if s3 is not None else None
@@ -386,7 +390,7 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
                     s3=s3,
                 )
             )
-        for round_ in range(args.repeat):
+        for round_ in range(args.repeat + 1):
             for name, (url, proc) in urls.items():
                 node_before = cpu_of(proc.pid)
                 store_before = cpu_of(store_pid) if store_pid is not None else 0.0
@@ -397,17 +401,29 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
                     raise RuntimeError(
                         f"{name}: downloaded {result['bytes']} bytes, expected {total}"
                     )
+                rate = total / result["seconds"] / MB
+                if round_ == 0:
+                    first[name] = result["seconds"]
+                    log(f"first download (untimed, every byte checked) {name}: {rate:,.0f} MB/s")
+                    continue
                 results.setdefault(name, []).append(result["seconds"])
                 gb = total / 1e9
                 store_share = store_cpu / gb if name == "seedvault-s3" else 0.0
                 cpu.setdefault(name, []).append((result["cpu"] / gb, node_cpu / gb, store_share))
-                log(f"round {round_ + 1} {name}: {total / result['seconds'] / MB:,.0f} MB/s")
+                shares = cpu[name][-1]
+                log(
+                    f"round {round_} {name}: {rate:,.0f} MB/s; CPU s per GB: client "
+                    f"{shares[0]:.2f}, server {shares[1]:.2f}, SeaweedFS {shares[2]:.2f}"
+                )
         rss = {name: peak_rss(proc.pid) for name, (_url, proc) in urls.items()}
-    print(render(results, cpu, rss, ceilings, total, args, time.perf_counter() - started, load))
+    print(
+        render(results, first, cpu, rss, ceilings, total, args, time.perf_counter() - started, load)
+    )
 
 
 def render(
     results: dict[str, list[float]],
+    first: dict[str, float],
     cpu: dict[str, list[tuple[float, float, float]]],
     rss: dict[str, int],
     ceilings: dict[str, float],
@@ -427,7 +443,8 @@ def render(
         "",
         f"`snapshot_download` (huggingface_hub, 8 workers) of {total / MB:,.0f} MB "
         f"({args.shards} bf16 safetensors shards, non-repeating, + {len(SMALL_FILES)} small "
-        f"files), median of {args.repeat} interleaved runs, {seconds:.0f} s total; "
+        f"files), median of {args.repeat} interleaved timed runs after one untimed first download "
+        f"from each, {seconds:.0f} s total; "
         f"{os.cpu_count()} cores. MB = 10^6 bytes.",
         "",
         "| server | MB/s (median) | runs MB/s | ratio to static | target | result "
@@ -459,6 +476,10 @@ def render(
         + ", ".join(f"{b} {total / s / MB:,.0f} MB/s" for b, s in ceilings.items())
         + ". The client itself needs about one core at these rates, which the node's decoding "
         "and verification (and, for S3, boto3 and SeaweedFS) must share on this machine.",
+        "- First download from each server (untimed, before the rounds; the client checked "
+        "every byte): "
+        + ", ".join(f"{name} {total / s / MB:,.0f} MB/s" for name, s in first.items())
+        + ".",
         "- CPU s per GB served (medians): the client's own process during the timed call, the "
         "server process and the SeaweedFS process during the whole run; 2 cores give at most "
         "2 CPU s per second between them.",

@@ -439,18 +439,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def limit_malloc_arenas() -> None:
-    """Two glibc malloc arenas instead of one per thread: the ingest pipeline's threads
-    otherwise keep ~100 MB of freed chunk buffers each (measured: 400 → 280 MB peak RSS)."""
+MALLOC_MMAP_THRESHOLD = 32 * 1024 * 1024
+MALLOC_TRIM_THRESHOLD = 128 * 1024 * 1024
+
+
+def tune_malloc() -> None:
+    """glibc malloc for a process that allocates and frees chunk-sized buffers all the time.
+
+    - Two arenas instead of one per thread: the ingest pipeline's threads otherwise keep
+      ~100 MB of freed chunk buffers each (measured: 400 → 280 MB peak RSS).
+    - Chunk buffers (up to a few MiB) come from the heap, not a fresh ``mmap`` each, and freed
+      heap memory is given back to the kernel only above 128 MiB. By default glibc raises its
+      ``mmap`` threshold only after freeing such a block and trims its heap top above twice
+      that, so buffers kept landing on fresh pages: each page's first touch is a fault and a
+      zeroing (~0.75 ms per MiB on these VMs). Measured serving from S3: ~6% more throughput
+      and ~0.15 CPU s less per GB, peak RSS unchanged (223–236 MiB with two arenas).
+    """
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-8, 2)  # M_ARENA_MAX
+        libc.mallopt(-3, MALLOC_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, MALLOC_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    limit_malloc_arenas()
+    tune_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(level=args.log_level)
