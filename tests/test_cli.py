@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
+
+import pytest
 
 from seedvault import cas
 from seedvault.logs import redact
@@ -104,3 +107,35 @@ def test_redaction_of_secrets() -> None:
     assert out["password"] == "***"
     assert "sk-live-123" not in out["detail"]
     assert "hf_AAAAAAAAAAAA" not in out["detail"]
+
+
+@pytest.mark.parametrize(
+    ("env", "tuned"),
+    [
+        ({}, True),
+        ({"MALLOC_ARENA_MAX": "4"}, False),
+        ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, False),
+    ],
+)
+def test_malloc_is_tuned_unless_the_operator_did(
+    env: dict[str, str], tuned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ctypes
+
+    from seedvault import cli
+
+    for name in [n for n in os.environ if n.startswith("MALLOC_") or n == "GLIBC_TUNABLES"]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc())
+    cli.tune_malloc()
+    expected = [(-8, 2), (-3, cli.MALLOC_MMAP_THRESHOLD), (-1, cli.MALLOC_TRIM_THRESHOLD)]
+    assert calls == (expected if tuned else [])

@@ -412,11 +412,23 @@ def test_a_download_widens_its_send_buffer_only_where_the_system_allows(
     from seedvault.server import content
 
     monkeypatch.setattr(content, "_send_buffer_allowed", lambda: allowed)
-    with socket.socket() as sock:
+    monkeypatch.setattr(content, "WIDE_SEND_BUFFERS", 1)
+    with socket.socket() as sock, socket.socket() as second:
         before = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        transport = types.SimpleNamespace(get_extra_info=lambda name: sock)
-        content._widen_send_buffer(types.SimpleNamespace(transport=transport))  # type: ignore[arg-type]
+        requests = [
+            types.SimpleNamespace(
+                transport=types.SimpleNamespace(get_extra_info=lambda name, s=s: s)
+            )
+            for s in (sock, second)
+        ]
+        assert content._widen_send_buffer(requests[0]) is allowed  # type: ignore[arg-type]
         after = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        # only WIDE_SEND_BUFFERS downloads at once: the next keeps the kernel's tuning
+        assert content._widen_send_buffer(requests[1]) is False  # type: ignore[arg-type]
+        assert second.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == before
+        if allowed:
+            content._narrowed()
+        assert content._widened == 0
     if allowed:  # Linux caps the request at wmem_max and reports twice what it set
         with open("/proc/sys/net/core/wmem_max") as fh:
             assert after >= min(content.SEND_BUFFER_BYTES, int(fh.read())) > before

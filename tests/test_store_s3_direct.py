@@ -27,6 +27,13 @@ from tests.seaweed import SeaweedFS
 WHEN = datetime.datetime(2026, 11, 27, 21, 5, 9, tzinfo=datetime.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy in the environment would (rightly) turn the direct path off."""
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.mark.parametrize(
     ("endpoint", "region", "name"),
     [
@@ -48,7 +55,7 @@ def test_the_signature_is_the_one_botocore_makes(
         secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
         timeout=5,
     )
-    path = getter._base_path + s3_direct.quote(name, safe="/~")
+    path = getter.path(name)
     ours = getter.authorization(path, WHEN)
 
     monkeypatch.setattr(
@@ -137,6 +144,7 @@ def test_a_server_refusing_direct_requests_turns_the_path_off_once(s3_store: S3S
     s3_store.put("k/1", b"one")
     real_secret = direct._secret
     direct._secret = "not-" + real_secret  # the server now refuses this path's signatures
+    direct._scope_key = None  # and the signing key derived from the real one is forgotten
     with structlog.testing.capture_logs() as logs:
         assert s3_store.get("k/1") == b"one"
         assert s3_store.get("k/1") == b"one"
@@ -152,7 +160,7 @@ def test_a_connection_closed_under_it_is_replaced(s3_store: S3Store) -> None:
     assert direct is not None
     s3_store.put("k/1", b"one")
     assert s3_store.get("k/1") == b"one"
-    conn = direct._local.conn
+    (conn,) = direct._idle
     conn.sock.shutdown(socket.SHUT_RDWR)
     assert s3_store.get("k/1") == b"one"
     assert (direct.served, direct.passed_on) == (2, 0)
@@ -164,21 +172,28 @@ BODY = os.urandom(100_000)
 
 
 class _Faulty(http.server.BaseHTTPRequestHandler):
-    """GetObject answers: the first ``short`` ones stop halfway through their body; every
-    answer closes the connection without saying so (as a server timing out idle clients)."""
+    """GetObject answers: the first ``bad`` ones are faulty in the way ``fault`` says (``short``:
+    stop halfway through the body; ``length``: a Content-Length that is no number; ``chunked``:
+    no Content-Length, chunked encoding); every answer closes the connection without saying so
+    (as a server timing out idle clients)."""
 
     protocol_version = "HTTP/1.1"
-    state: dict[str, int]
+    state: dict[str, Any]
 
     def do_GET(self) -> None:
         self.state["requests"] += 1
-        short = self.state["requests"] <= self.state["short"]
+        fault = self.state["fault"] if self.state["requests"] <= self.state["bad"] else None
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(BODY)))
         self.send_header("ETag", '"abc"')
-        self.end_headers()
-        self.wfile.write(BODY[: len(BODY) // 2] if short else BODY)
+        if fault == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY))
+        else:
+            self.send_header("Content-Length", "12ab" if fault == "length" else str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY[: len(BODY) // 2] if fault == "short" else BODY)
         self.wfile.flush()
         self.close_connection = True
 
@@ -187,8 +202,8 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def faulty_server(short: int) -> Iterator[tuple[str, dict[str, int]]]:
-    state = {"requests": 0, "short": short}
+def faulty_server(fault: str | None = None, bad: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
+    state: dict[str, Any] = {"requests": 0, "fault": fault, "bad": bad}
     handler = type("Handler", (_Faulty,), {"state": state})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -206,16 +221,16 @@ def _store(endpoint: str) -> S3Store:
 
 
 def test_a_short_body_is_never_returned() -> None:
-    """Two short answers to the direct path (first try and its retry), then botocore's whole
-    one: the read returns the whole body, never the half."""
-    with faulty_server(short=2) as (endpoint, state):
+    """A short answer to the direct path on a new connection (not retried there), then
+    botocore's whole one: the read returns the whole body, never the half."""
+    with faulty_server("short", bad=1) as (endpoint, state):
         store = _store(endpoint)
         try:
             direct = store._direct
             assert direct is not None
             assert store.get("chunks/ab/ab12") == BODY
             assert (direct.served, direct.passed_on, direct.enabled) == (0, 1, True)
-            assert state["requests"] == 3
+            assert state["requests"] == 2
         finally:
             store.close()
 
@@ -223,7 +238,7 @@ def test_a_short_body_is_never_returned() -> None:
 def test_a_connection_the_server_closed_is_reopened() -> None:
     """The server closes each kept-alive connection after its answer: the next read notices
     on its first try and succeeds on a new connection, without botocore."""
-    with faulty_server(short=0) as (endpoint, _state):
+    with faulty_server() as (endpoint, _state):
         store = _store(endpoint)
         try:
             direct = store._direct
@@ -233,3 +248,56 @@ def test_a_connection_the_server_closed_is_reopened() -> None:
             assert (direct.served, direct.passed_on) == (3, 0)
         finally:
             store.close()
+
+
+def test_a_malformed_content_length_is_left_to_botocore() -> None:
+    """A length that is no number is never parsed into an error of its own: the answer is
+    left to botocore, which here gets a good one."""
+    with faulty_server("length", bad=1) as (endpoint, state):
+        store = _store(endpoint)
+        try:
+            direct = store._direct
+            assert direct is not None
+            assert store.get("chunks/ab/ab12") == BODY
+            assert (direct.served, direct.passed_on) == (0, 1)
+            assert state["requests"] == 2
+        finally:
+            store.close()
+
+
+def test_a_server_answering_without_a_length_turns_the_path_off() -> None:
+    """A chunked answer (no Content-Length) is left to botocore; when botocore's succeeds, the
+    direct path is off for this store (it would cost every read twice)."""
+    with faulty_server("chunked", bad=1) as (endpoint, state):
+        store = _store(endpoint)
+        try:
+            direct = store._direct
+            assert direct is not None
+            assert store.get("chunks/ab/ab12") == BODY
+            assert direct.enabled is False
+            assert store.get("chunks/ab/ab12") == BODY
+            assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 3)
+        finally:
+            store.close()
+
+
+def test_connections_are_shared_not_left_behind_by_ended_threads() -> None:
+    """Reads from one short-lived thread after another reuse one kept-alive connection: a
+    pool that made one per thread left a socket behind for every thread that ended."""
+    with faulty_server() as (endpoint, _state):
+        store = _store(endpoint)
+        try:
+            direct = store._direct
+            assert direct is not None
+            for _ in range(5):
+                thread = threading.Thread(target=store.get, args=("chunks/ab/ab12",))
+                thread.start()
+                thread.join()
+            # the server closes each connection after its answer, so each read after the
+            # first finds its kept connection dead and opens one more: 1 + 4, never 2 per read
+            assert direct.served == 5
+            assert direct.opened == 5
+            assert len(direct._idle) <= 1
+        finally:
+            store.close()
+        assert direct._idle == []

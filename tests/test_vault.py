@@ -159,3 +159,21 @@ def test_damaged_snapshot_detected(any_store: Store) -> None:
     any_store.put(key, any_store.get(key).replace(b'"f1"', b'"f9"'))
     with pytest.raises(IntegrityError):
         vault.snapshot(sid)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [["a" * 64, 3], ["b" * 64, 0]],  # an entry that would never be read, nor checked
+        [["a" * 64, 3], ["not an address", 0]],
+        [["A" * 64, 3]],
+    ],
+    ids=["zero-length", "not-an-address", "upper-case"],
+)
+def test_a_record_with_a_malformed_chunk_entry_is_refused(chunks: list[list[object]]) -> None:
+    from seedvault.vault import FileRecord
+
+    doc = {"size": 3, "blake3": "c" * 64, "sha256": "d" * 64, "chunks": chunks}
+    with pytest.raises(IntegrityError, match="malformed"):
+        FileRecord.from_json(doc)
+    assert FileRecord.from_json({**doc, "chunks": [["a" * 64, 3]]}).size == 3

@@ -88,6 +88,8 @@ class FileRecord:
         record = cls(int(doc["size"]), str(doc["blake3"]), str(doc["sha256"]), chunks)
         if sum(n for _, n in chunks) != record.size:
             raise IntegrityError(f"file record {record.blake3}: chunk lengths do not add up")
+        if not all(cas.is_address(h) and n > 0 for h, n in chunks):
+            raise IntegrityError(f"file record {record.blake3}: a chunk entry is malformed")
         return record
 
 
@@ -561,12 +563,12 @@ def _parse_ref(data: bytes) -> Ref:
 
 
 COMPOSITIONS_REMEMBERED = 65_536
-"""File records whose whole-file check a vault remembers as passed (32 bytes each)."""
+"""File records whose whole-file check a vault remembers as passed (~100 bytes each; the
+oldest is forgotten first)."""
 
 
 def _composition_key(record: FileRecord) -> bytes:
-    """A digest of what a whole-file check proves: this file address, these chunks in order."""
-    hasher = blake3.blake3(record.blake3.encode())
-    for chunk_hash, length in record.chunks:
-        hasher.update(f"\n{chunk_hash} {length}".encode())
-    return hasher.digest()
+    """A digest of what a whole-file check proves: this file address and size, these chunks
+    and lengths in order (JSON, so no two records share the digested text)."""
+    text = json.dumps([record.blake3, record.size, record.chunks], separators=(",", ":"))
+    return blake3.blake3(text.encode()).digest()

@@ -21,7 +21,6 @@ Ranges (:func:`parse_range`): one ``bytes=`` range per request (``N-``, ``N-M``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import re
 import socket
@@ -144,6 +143,10 @@ def read_pieces(
 
 SEND_BUFFER_BYTES = 4 * 1024 * 1024
 """Socket send buffer asked for a download, when the system allows that much."""
+WIDE_SEND_BUFFERS = 16
+"""Downloads at once that get it (each may hold twice that in kernel memory while its client
+is slow); later ones keep the kernel's own tuning."""
+_widened = 0
 
 
 @functools.cache
@@ -158,19 +161,31 @@ def _send_buffer_allowed() -> bool:
         return False
 
 
-def _widen_send_buffer(request: web.Request) -> None:
-    """Let the kernel take a whole chunk per write.
+def _widen_send_buffer(request: web.Request) -> bool:
+    """Let the kernel take a whole chunk per write; True if the buffer was widened (then the
+    caller calls :func:`_narrowed` when the download ends).
 
     With the default buffer, asyncio's transport found the socket full for ~35% of a download's
     bytes and copied them into its own buffer to send later: a copy per byte, on fresh pages,
-    and a loop turn per refill (measured on loopback).
+    and a loop turn per refill (measured on loopback). At most :data:`WIDE_SEND_BUFFERS`
+    downloads at once get it. Runs on the event loop only.
     """
+    global _widened
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None or not _send_buffer_allowed():
-        return
-    with contextlib.suppress(OSError):
+    if sock is None or _widened >= WIDE_SEND_BUFFERS or not _send_buffer_allowed():
+        return False
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    except OSError:
+        return False
+    _widened += 1
+    return True
+
+
+def _narrowed() -> None:
+    global _widened
+    _widened -= 1
 
 
 READ_AHEAD_CHUNKS = 2
@@ -264,9 +279,26 @@ async def stream_file(
     response.content_length = end - start
     if byte_range is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    if end - start > SEND_BUFFER_BYTES:
-        _widen_send_buffer(request)
-    await response.prepare(request)
+    widened = end - start > SEND_BUFFER_BYTES and _widen_send_buffer(request)
+    try:
+        await response.prepare(request)
+        return await _stream(request, response, state, pieces, first, blake3=blake3, uses=uses)
+    finally:
+        if widened:
+            _narrowed()
+
+
+async def _stream(
+    request: web.Request,
+    response: web.StreamResponse,
+    state: ServerState,
+    pieces: Iterator[cas.BytesLike],
+    first: Any,
+    *,
+    blake3: str,
+    uses: list[tuple[str, str]],
+) -> web.StreamResponse:
+    """Send ``first`` and the rest of ``pieces`` on the prepared ``response``."""
     # A reader thread runs ahead of the socket by up to READ_AHEAD_CHUNKS chunks; the last
     # chunk is held back until the reader is exhausted: a whole-file read checks the file's
     # BLAKE3 at its end, so a file that fails that check is never delivered complete.

@@ -154,8 +154,7 @@ class S3Store:
         if data is not None:
             return data
         data = self.get_versioned(key)[0]  # botocore decides: its retries, its errors
-        if direct.refused() and direct.enabled:
-            direct.disable()
+        if direct.refused() and direct.disable():
             log.warning(
                 "s3_direct_get_disabled",
                 endpoint=self._endpoint_name,

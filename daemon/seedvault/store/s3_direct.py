@@ -1,5 +1,6 @@
-"""A lean GetObject for the read path: SigV4-signed here, sent on one kept-alive
-``http.client`` connection per thread, with botocore behind it for everything else.
+"""A lean GetObject for the read path: SigV4-signed here, sent on kept-alive
+``http.client`` connections (one per thread reading at once), with botocore behind it for
+everything else.
 
 Serving a file from an S3 vault is one GetObject per ~2 MiB chunk. Through botocore each costs
 ~1.1 ms of CPU beyond receiving the body (event hooks, request and response models, urllib3's
@@ -8,9 +9,11 @@ store (measured: 1.57 ms CPU per 2 MiB GET through botocore, 0.65 ms here, most 
 kernel's copy of the body). This path only ever answers the easy case: an HTTP ``200`` with the
 whole body. Anything else — another status (a missing key, a refused signature, throttling), a
 connection that fails or closes early, a short body — returns ``None``, and the caller asks
-botocore, whose retries and error translation then decide. A server that refuses this path's
-requests while botocore's succeed switches it off for the store (logged once), so a quirk costs
-one extra request, not one per read.
+botocore, whose retries and error translation then decide. A kept-alive connection that fails
+is retried once on a new one (the server may have closed it while idle); a new one that fails
+is not. A server that refuses this path's requests (400, 403), or answers them without a plain
+``Content-Length`` body, while botocore's succeed switches it off for the store (logged once),
+so a quirk costs one extra request, not one per read.
 
 It is used only where its assumptions hold (:func:`usable`): an explicit ``http://`` endpoint
 (self-hosted SeaweedFS, Ceph or MinIO on a trusted network, path-style addressing) with no proxy
@@ -34,6 +37,8 @@ from urllib.parse import quote, urlsplit
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _SIGNED_HEADERS = "host;x-amz-content-sha256;x-amz-date"
 _ALGORITHM = "AWS4-HMAC-SHA256"
+MAX_IDLE_CONNECTIONS = 32
+"""Kept-alive connections kept between GETs (at most one per thread reading at once)."""
 
 
 def usable(endpoint_url: str | None) -> bool:
@@ -75,52 +80,65 @@ class DirectGetter:
         self._scope_key: tuple[str, bytes] | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[http.client.HTTPConnection] = []
+        self._idle: list[http.client.HTTPConnection] = []
         # A store dropped without close() still closes its sockets when collected.
-        weakref.finalize(self, _close_all, self._connections)
+        weakref.finalize(self, _close_all, self._idle)
         self.enabled = True
         self.served = 0
         """GETs answered here (for tests and the curious)."""
         self.passed_on = 0
         """GETs this path left to botocore."""
+        self.opened = 0
+        """Connections opened so far."""
+
+    def path(self, name: str) -> str:
+        """The request path of object ``name`` (prefix included): each key segment encoded
+        once, as S3 signs it (``/`` kept, ``%`` as ``%25``)."""
+        return self._base_path + quote(name, safe="/~")
 
     def get(self, name: str) -> bytes | None:
         """The object ``name`` (prefix included), or None to ask botocore instead."""
         if not self.enabled:
             return None
         self._local.refused = False
-        path = self._base_path + quote(name, safe="/~")
-        for attempt in range(2):
-            conn = self._connection()
+        path = self.path(name)
+        data: bytes | None = None
+        for _ in range(2):
+            conn, reused = self._checkout()
             try:
                 data = self._request(conn, path)
             except (OSError, http.client.HTTPException):
-                # Most often a kept-alive connection the server had closed: once more on a
-                # fresh one (a GET is safe to repeat), then leave it to botocore.
-                self._drop(conn)
-                if attempt == 0:
+                conn.close()
+                if reused:
+                    # Most often a kept-alive connection the server had closed meanwhile: once
+                    # more on a new one (a GET is safe to repeat).
                     continue
-                data = None
-            if data is None:
-                self.passed_on += 1
-            else:
-                self.served += 1
-            return data
-        return None  # pragma: no cover - the loop always returns
+                data = None  # a new connection failed too: botocore's retries decide
+                break
+            self._checkin(conn)
+            break
+        if data is None:
+            self.passed_on += 1
+        else:
+            self.served += 1
+        return data
 
     def refused(self) -> bool:
-        """Whether this thread's last GET here was refused as a request (HTTP 400 or 403):
-        if botocore then succeeds, the server does not accept this path's requests."""
+        """Whether this thread's last GET here got an answer this path cannot use while
+        botocore's may (HTTP 400 or 403, or a 200 without a plain ``Content-Length`` body):
+        if botocore then succeeds, the server does not take this path's requests."""
         return bool(getattr(self._local, "refused", False))
 
-    def disable(self) -> None:
-        """Send every later GET through botocore (the server refused this path's requests)."""
-        self.enabled = False
+    def disable(self) -> bool:
+        """Send every later GET through botocore; True if this call switched the path off."""
+        with self._lock:
+            was, self.enabled = self.enabled, False
+        return was
 
     def close(self) -> None:
-        self.enabled = False
         with self._lock:
-            _close_all(self._connections)
+            self.enabled = False
+            _close_all(self._idle)
 
     def authorization(self, path: str, when: datetime.datetime) -> dict[str, str]:
         """The SigV4 headers for ``GET path`` at ``when`` (UTC), as botocore signs them."""
@@ -162,36 +180,36 @@ class DirectGetter:
             conn.putheader(name, value)
         conn.endheaders()
         response = conn.getresponse()
-        length = response.getheader("Content-Length")
+        length = response.length  # a valid Content-Length, else None (chunked, junk, several)
         if response.status != 200 or length is None or response.getheader("Content-Encoding"):
-            self._local.refused = response.status in (400, 403)
-            response.read()  # the error document: small, and it frees the connection
+            self._local.refused = response.status in (200, 400, 403)
+            response.read()  # the error document, usually small; it frees the connection
             if response.will_close:
-                self._drop(conn)
+                conn.close()  # not kept: the next checkout opens a new one
             return None
         data = response.read()  # exactly Content-Length bytes, or IncompleteRead
-        if len(data) != int(length):
+        if len(data) != length:
             raise http.client.IncompleteRead(data)
         if response.will_close:
-            self._drop(conn)
+            conn.close()  # not kept: the next checkout opens a new one
         return data
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=self._timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
-        conn.close()
-        self._local.conn = None
+    def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle kept-alive connection (reused: True), or a new one."""
         with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
+            if self._idle:
+                return self._idle.pop(), True
+            self.opened += 1
+        return http.client.HTTPConnection(self._hostname, self._port, timeout=self._timeout), False
 
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        """Keep ``conn`` for the next GET, unless the path is closed or enough are kept."""
+        if conn.sock is not None:
+            with self._lock:
+                if self.enabled and len(self._idle) < MAX_IDLE_CONNECTIONS:
+                    self._idle.append(conn)
+                    return
+        conn.close()
 
 def _close_all(connections: list[http.client.HTTPConnection]) -> None:
     for conn in connections:
