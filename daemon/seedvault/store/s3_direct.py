@@ -211,6 +211,7 @@ class DirectGetter:
                     return
         conn.close()
 
+
 def _close_all(connections: list[http.client.HTTPConnection]) -> None:
     for conn in connections:
         conn.close()
