@@ -202,102 +202,77 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def faulty_server(fault: str | None = None, bad: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
+def faulty_store(
+    fault: str | None = None, bad: int = 0
+) -> Iterator[tuple[S3Store, s3_direct.DirectGetter, dict[str, Any]]]:
+    """An S3 store on a loopback :class:`_Faulty` server: the store, its direct path, and the
+    server's state (``requests`` counts the GETs it answered)."""
     state: dict[str, Any] = {"requests": 0, "fault": fault, "bad": bad}
     handler = type("Handler", (_Faulty,), {"state": state})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    store = S3Store(endpoint_url=endpoint, bucket="b", access_key="k", secret_key="s3cr3t-value")
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
+        assert store._direct is not None
+        yield store, store._direct, state
     finally:
+        store.close()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
 
 
-def _store(endpoint: str) -> S3Store:
-    return S3Store(endpoint_url=endpoint, bucket="b", access_key="k", secret_key="s3cr3t-value")
-
-
 def test_a_short_body_is_never_returned() -> None:
     """A short answer to the direct path on a new connection (not retried there), then
     botocore's whole one: the read returns the whole body, never the half."""
-    with faulty_server("short", bad=1) as (endpoint, state):
-        store = _store(endpoint)
-        try:
-            direct = store._direct
-            assert direct is not None
-            assert store.get("chunks/ab/ab12") == BODY
-            assert (direct.served, direct.passed_on, direct.enabled) == (0, 1, True)
-            assert state["requests"] == 2
-        finally:
-            store.close()
+    with faulty_store("short", bad=1) as (store, direct, state):
+        assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on, direct.enabled) == (0, 1, True)
+        assert state["requests"] == 2
 
 
 def test_a_connection_the_server_closed_is_reopened() -> None:
     """The server closes each kept-alive connection after its answer: the next read notices
     on its first try and succeeds on a new connection, without botocore."""
-    with faulty_server() as (endpoint, _state):
-        store = _store(endpoint)
-        try:
-            direct = store._direct
-            assert direct is not None
-            for _ in range(3):
-                assert store.get("chunks/ab/ab12") == BODY
-            assert (direct.served, direct.passed_on) == (3, 0)
-        finally:
-            store.close()
+    with faulty_store() as (store, direct, _state):
+        for _ in range(3):
+            assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on) == (3, 0)
 
 
 def test_a_malformed_content_length_is_left_to_botocore() -> None:
     """A length that is no number is never parsed into an error of its own: the answer is
     left to botocore, which here gets a good one."""
-    with faulty_server("length", bad=1) as (endpoint, state):
-        store = _store(endpoint)
-        try:
-            direct = store._direct
-            assert direct is not None
-            assert store.get("chunks/ab/ab12") == BODY
-            assert (direct.served, direct.passed_on) == (0, 1)
-            assert state["requests"] == 2
-        finally:
-            store.close()
+    with faulty_store("length", bad=1) as (store, direct, state):
+        assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on) == (0, 1)
+        assert state["requests"] == 2
 
 
 def test_a_server_answering_without_a_length_turns_the_path_off() -> None:
     """A chunked answer (no Content-Length) is left to botocore; when botocore's succeeds, the
     direct path is off for this store (it would cost every read twice)."""
-    with faulty_server("chunked", bad=1) as (endpoint, state):
-        store = _store(endpoint)
-        try:
-            direct = store._direct
-            assert direct is not None
-            assert store.get("chunks/ab/ab12") == BODY
-            assert direct.enabled is False
-            assert store.get("chunks/ab/ab12") == BODY
-            assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 3)
-        finally:
-            store.close()
+    with faulty_store("chunked", bad=1) as (store, direct, state):
+        assert store.get("chunks/ab/ab12") == BODY
+        assert direct.enabled is False
+        assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 3)
 
 
 def test_connections_are_shared_not_left_behind_by_ended_threads() -> None:
     """Reads from one short-lived thread after another reuse one kept-alive connection: a
     pool that made one per thread left a socket behind for every thread that ended."""
-    with faulty_server() as (endpoint, _state):
-        store = _store(endpoint)
-        try:
-            direct = store._direct
-            assert direct is not None
-            for _ in range(5):
-                thread = threading.Thread(target=store.get, args=("chunks/ab/ab12",))
-                thread.start()
-                thread.join()
-            # the server closes each connection after its answer, so each read after the
-            # first finds its kept connection dead and opens one more: 1 + 4, never 2 per read
-            assert direct.served == 5
-            assert direct.opened == 5
-            assert len(direct._idle) <= 1
-        finally:
-            store.close()
+    with faulty_store() as (store, direct, _state):
+        for _ in range(5):
+            thread = threading.Thread(target=store.get, args=("chunks/ab/ab12",))
+            thread.start()
+            thread.join()
+        # the server closes each connection after its answer, so each read after the
+        # first finds its kept connection dead and opens one more: 1 + 4, never 2 per read
+        assert direct.served == 5
+        assert direct.opened == 5
+        assert len(direct._idle) <= 1
+        store.close()
         assert direct._idle == []

@@ -293,8 +293,7 @@ class Vault:
         """
         record = self.file_record(h)
         stop = record.size if end is None else min(end, record.size)
-        whole = start == 0 and stop == record.size
-        hasher = blake3.blake3() if whole and not self.composition_known(record) else None
+        check = self.whole_file_check(record, start, stop)
         offset = 0
         for chunk_hash, length in record.chunks:
             chunk_end = offset + length
@@ -302,16 +301,26 @@ class Vault:
                 data = self.read_chunk(chunk_hash)
                 if len(data) != length:
                     raise IntegrityError(f"chunk {chunk_hash} has the wrong length")
-                if hasher is not None:
-                    hasher.update(data)
+                if check is not None:
+                    check.update(data)
                 yield cas.cut(data, start - offset, stop - offset)
             offset = chunk_end
             if offset >= stop:
                 break
-        if hasher is not None:
-            if hasher.hexdigest() != h:
-                raise IntegrityError(f"file {h} does not hash to its address")
-            self.remember_composition(record)
+        if check is not None:
+            check.finish()
+
+    def whole_file_check(self, record: FileRecord, start: int, stop: int) -> WholeFileCheck | None:
+        """The whole-file BLAKE3 check for a read of bytes ``[start, stop)`` of ``record``'s
+        file: None for a partial read, or when this very record has passed it already in this
+        process (:meth:`composition_known`)."""
+        if start != 0 or stop != record.size:
+            return None
+        key = _composition_key(record)
+        with self._composed_lock:
+            if key in self._composed:
+                return None
+        return WholeFileCheck(self, record, key)
 
     def composition_known(self, record: FileRecord) -> bool:
         """Whether a whole read of ``record``'s file has already passed the whole-file check
@@ -327,7 +336,9 @@ class Vault:
 
     def remember_composition(self, record: FileRecord) -> None:
         """Note that ``record``'s chunks, read whole, hashed to its file's BLAKE3."""
-        key = _composition_key(record)
+        self._remember(_composition_key(record))
+
+    def _remember(self, key: bytes) -> None:
         with self._composed_lock:
             self._composed[key] = None
             if len(self._composed) > COMPOSITIONS_REMEMBERED:
@@ -560,6 +571,27 @@ def _parse_ref(data: bytes) -> Ref:
         return Ref(str(doc["snapshot"]), doc.get("commit"), str(doc["updated"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"ref is damaged: {exc}") from exc
+
+
+class WholeFileCheck:
+    """A whole read's check against the file's BLAKE3 (:meth:`Vault.whole_file_check`): feed
+    it every chunk in order, then :meth:`finish`."""
+
+    def __init__(self, vault: Vault, record: FileRecord, key: bytes) -> None:
+        self._vault = vault
+        self._record = record
+        self._key = key
+        self._hasher = blake3.blake3()
+
+    def update(self, data: cas.BytesLike) -> None:
+        self._hasher.update(data)
+
+    def finish(self) -> None:
+        """Raise :class:`IntegrityError` unless the bytes fed hash to the file's address;
+        remember the record as passed if they do."""
+        if self._hasher.hexdigest() != self._record.blake3:
+            raise IntegrityError(f"file {self._record.blake3} does not hash to its address")
+        self._vault._remember(self._key)
 
 
 COMPOSITIONS_REMEMBERED = 65_536

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from typing import Any
 
-import blake3
 import structlog
 from aiohttp import web
 
@@ -107,8 +106,7 @@ def read_pieces(
     """
     record = vault.file_record(h)
     stop = min(end, record.size)
-    whole = start == 0 and stop == record.size
-    hasher = blake3.blake3() if whole and not vault.composition_known(record) else None
+    check = vault.whole_file_check(record, start, stop)
     plan: list[tuple[str, int, int]] = []
     offset = 0
     for chunk_hash, length in record.chunks:
@@ -129,13 +127,11 @@ def read_pieces(
             data = future.result()
             if len(data) != length:
                 raise IntegrityError(f"chunk {chunk_hash} has the wrong length")
-            if hasher is not None:
-                hasher.update(data)
+            if check is not None:
+                check.update(data)
             yield cas.cut(data, start - offset, stop - offset)
-        if hasher is not None:
-            if hasher.hexdigest() != h:
-                raise IntegrityError(f"file {h} does not hash to its address")
-            vault.remember_composition(record)
+        if check is not None:
+            check.finish()
     finally:
         for _, future in pending:
             future.cancel()

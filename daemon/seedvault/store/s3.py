@@ -22,6 +22,10 @@ not every server lists in byte order: SeaweedFS lists depth-first by directory, 
 listing returns ``a/b`` before ``a-b``. The walk costs one LIST request per "directory" and holds
 one level in memory, where sorting a flat listing would have to hold all of it.
 
+Plain ``get`` (every chunk a download serves) takes a lean path on a plain-``http://``
+endpoint without a proxy: signed here and sent on kept-alive ``http.client`` connections, with
+botocore asked whenever that path cannot take the answer whole (:mod:`seedvault.store.s3_direct`).
+
 The bucket must already exist; its absence is a :class:`~seedvault.errors.StoreError` saying
 so. Every boto3/botocore exception is translated here into :mod:`seedvault.errors`; messages name
 the bucket, key and S3 error code, never a credential.
@@ -150,11 +154,11 @@ class S3Store:
         direct = self._direct
         if direct is None:
             return self.get_versioned(key)[0]
-        data = direct.get(self._name(key))
+        data, refused = direct.get(self._name(key))
         if data is not None:
             return data
         data = self.get_versioned(key)[0]  # botocore decides: its retries, its errors
-        if direct.refused() and direct.disable():
+        if refused and direct.disable():
             log.warning(
                 "s3_direct_get_disabled",
                 endpoint=self._endpoint_name,

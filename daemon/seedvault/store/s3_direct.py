@@ -78,7 +78,6 @@ class DirectGetter:
         self._secret = secret_key
         self._timeout = timeout
         self._scope_key: tuple[str, bytes] | None = None
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
         # A store dropped without close() still closes its sockets when collected.
@@ -96,38 +95,34 @@ class DirectGetter:
         once, as S3 signs it (``/`` kept, ``%`` as ``%25``)."""
         return self._base_path + quote(name, safe="/~")
 
-    def get(self, name: str) -> bytes | None:
-        """The object ``name`` (prefix included), or None to ask botocore instead."""
+    def get(self, name: str) -> tuple[bytes | None, bool]:
+        """The object ``name`` (prefix included), or None to ask botocore instead; and whether
+        the answer was one this path cannot use while botocore's may (HTTP 400 or 403, or a
+        200 without a plain ``Content-Length`` body): if botocore then succeeds, the server
+        does not take this path's requests."""
         if not self.enabled:
-            return None
-        self._local.refused = False
+            return None, False
         path = self.path(name)
         data: bytes | None = None
+        refused = False
         for _ in range(2):
             conn, reused = self._checkout()
             try:
-                data = self._request(conn, path)
+                data, refused = self._request(conn, path)
             except (OSError, http.client.HTTPException):
                 conn.close()
                 if reused:
                     # Most often a kept-alive connection the server had closed meanwhile: once
                     # more on a new one (a GET is safe to repeat).
                     continue
-                data = None  # a new connection failed too: botocore's retries decide
-                break
+                break  # a new connection failed too: botocore's retries decide
             self._checkin(conn)
             break
         if data is None:
             self.passed_on += 1
         else:
             self.served += 1
-        return data
-
-    def refused(self) -> bool:
-        """Whether this thread's last GET here got an answer this path cannot use while
-        botocore's may (HTTP 400 or 403, or a 200 without a plain ``Content-Length`` body):
-        if botocore then succeeds, the server does not take this path's requests."""
-        return bool(getattr(self._local, "refused", False))
+        return data, refused
 
     def disable(self) -> bool:
         """Send every later GET through botocore; True if this call switched the path off."""
@@ -172,7 +167,7 @@ class DirectGetter:
         self._scope_key = (day, key)
         return key
 
-    def _request(self, conn: http.client.HTTPConnection, path: str) -> bytes | None:
+    def _request(self, conn: http.client.HTTPConnection, path: str) -> tuple[bytes | None, bool]:
         headers = self.authorization(path, datetime.datetime.now(datetime.UTC))
         conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", self._host)
@@ -182,17 +177,16 @@ class DirectGetter:
         response = conn.getresponse()
         length = response.length  # a valid Content-Length, else None (chunked, junk, several)
         if response.status != 200 or length is None or response.getheader("Content-Encoding"):
-            self._local.refused = response.status in (200, 400, 403)
             response.read()  # the error document, usually small; it frees the connection
             if response.will_close:
                 conn.close()  # not kept: the next checkout opens a new one
-            return None
+            return None, response.status in (200, 400, 403)
         data = response.read()  # exactly Content-Length bytes, or IncompleteRead
         if len(data) != length:
             raise http.client.IncompleteRead(data)
         if response.will_close:
             conn.close()  # not kept: the next checkout opens a new one
-        return data
+        return data, False
 
     def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
         """An idle kept-alive connection (reused: True), or a new one."""
