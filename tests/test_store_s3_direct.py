@@ -10,6 +10,7 @@ import http.server
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,6 +87,7 @@ def test_it_is_used_only_for_plain_http_endpoints_without_a_proxy(
     assert not s3_direct.usable(None)  # AWS itself
     assert not s3_direct.usable("https://minio.example.org")
     assert not s3_direct.usable("http://user:pw@127.0.0.1:8333")
+    assert not s3_direct.usable("http://bücher.internal:8333")  # not sent as it is: botocore
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
     assert not s3_direct.usable("http://seaweed.internal:8333")
     monkeypatch.setenv("NO_PROXY", "seaweed.internal")
@@ -161,7 +163,7 @@ def test_a_connection_closed_under_it_is_replaced(s3_store: S3Store) -> None:
     s3_store.put("k/1", b"one")
     assert s3_store.get("k/1") == b"one"
     (conn,) = direct._idle
-    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.shutdown(socket.SHUT_RDWR)
     assert s3_store.get("k/1") == b"one"
     assert (direct.served, direct.passed_on) == (2, 0)
 
@@ -174,8 +176,10 @@ BODY = os.urandom(100_000)
 class _Faulty(http.server.BaseHTTPRequestHandler):
     """GetObject answers: the first ``bad`` ones are faulty in the way ``fault`` says (``short``:
     stop halfway through the body; ``length``: a Content-Length that is no number; ``chunked``:
-    no Content-Length, chunked encoding); every answer closes the connection without saying so
-    (as a server timing out idle clients)."""
+    no Content-Length, chunked encoding; ``twice``: two Content-Length headers; ``encoded``: a
+    Content-Encoding; ``long``: bytes beyond the body, sent with it; ``folded``: a header line
+    folded onto the next; ``stall``: half the body, then silence for a second); every answer
+    closes the connection without saying so (as a server timing out idle clients)."""
 
     protocol_version = "HTTP/1.1"
     state: dict[str, Any]
@@ -183,6 +187,20 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.state["requests"] += 1
         fault = self.state["fault"] if self.state["requests"] <= self.state["bad"] else None
+        raw = {
+            "twice": b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(BODY), len(BODY), BODY),
+            "encoded": b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(BODY), BODY),
+            "long": b"Content-Length: 10\r\n\r\n%sHTTP/1.1 200 OK\r\n" % BODY[:10],
+            "folded": b"X-Amz-Meta-A: one\r\n two\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(BODY), BODY),
+        }
+        if fault in raw:  # one write: the head and what follows it arrive together
+            self.wfile.write(b'HTTP/1.1 200 OK\r\nETag: "abc"\r\n' + raw[fault])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("ETag", '"abc"')
@@ -193,6 +211,10 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", "12ab" if fault == "length" else str(len(BODY)))
             self.end_headers()
+            if fault == "stall":
+                self.wfile.write(BODY[: len(BODY) // 2])
+                self.wfile.flush()
+                time.sleep(1.0)
             self.wfile.write(BODY[: len(BODY) // 2] if fault == "short" else BODY)
         self.wfile.flush()
         self.close_connection = True
@@ -206,13 +228,13 @@ def faulty_store(
     fault: str | None = None, bad: int = 0
 ) -> Iterator[tuple[S3Store, s3_direct.DirectGetter, dict[str, Any]]]:
     """An S3 store on a loopback :class:`_Faulty` server: the store, its direct path, and the
-    server's state (``requests`` counts the GETs it answered)."""
+    server's state (``requests`` counts the GETs it answered; ``endpoint`` is its URL)."""
     state: dict[str, Any] = {"requests": 0, "fault": fault, "bad": bad}
     handler = type("Handler", (_Faulty,), {"state": state})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    endpoint = state["endpoint"] = f"http://127.0.0.1:{server.server_address[1]}"
     store = S3Store(endpoint_url=endpoint, bucket="b", access_key="k", secret_key="s3cr3t-value")
     try:
         assert store._direct is not None
@@ -276,3 +298,37 @@ def test_connections_are_shared_not_left_behind_by_ended_threads() -> None:
         assert len(direct._idle) <= 1
         store.close()
         assert direct._idle == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "refused"),
+    [("twice", True), ("encoded", True), ("long", False), ("folded", False)],
+)
+def test_an_answer_this_path_does_not_parse_is_left_to_botocore(fault: str, refused: bool) -> None:
+    """Two lengths or a Content-Encoding (a server whose bodies this path cannot take: it
+    turns itself off), or bytes past the announced length or a folded header (this answer
+    only): the read returns botocore's whole, good body."""
+    with faulty_store(fault, bad=1) as (store, direct, state):
+        assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 2)
+        assert direct.enabled is not refused
+
+
+def test_a_server_that_stalls_mid_body_times_out_on_the_kernels_clock() -> None:
+    """The socket is blocking with SO_RCVTIMEO: a body that stops coming is given up after the
+    timeout, with nothing returned, instead of being waited for without end."""
+    with faulty_store("stall", bad=1) as (_store, _direct, state):
+        impatient = s3_direct.DirectGetter(
+            endpoint_url=state["endpoint"],
+            bucket="b",
+            region="us-east-1",
+            access_key="k",
+            secret_key="s3cr3t-value",
+            timeout=0.2,
+        )
+        started = time.monotonic()
+        assert impatient.get("chunks/ab/ab12") == (None, False)
+        assert time.monotonic() - started < 0.9  # the server stalls for 1 s
+        assert impatient.passed_on == 1
+        assert impatient.get("chunks/ab/ab12")[0] == BODY  # the next answer is whole
+        impatient.close()

@@ -481,7 +481,7 @@ def encode(data: bytes, codec: int, level: int = 3, skip: int = 0) -> bytes:
     return b"".join((HEADER.pack(MAGIC, codec, len(data)), *parts))
 
 
-def peek_header(blob: bytes) -> tuple[int, int]:
+def peek_header(blob: bytes | bytearray) -> tuple[int, int]:
     """(codec id, plaintext length) from an encoded object's header.
 
     Raises:
@@ -497,7 +497,7 @@ def peek_header(blob: bytes) -> tuple[int, int]:
     return codec, length
 
 
-def decode(blob: bytes, max_length: int) -> bytes | bytearray:
+def decode(blob: bytes | bytearray, max_length: int) -> bytes | bytearray:
     """Decode an encoded object, refusing a claimed length above ``max_length`` up front.
 
     The caller re-hashes the result against the object's address. Byte-grouped objects decode

@@ -367,7 +367,7 @@ class Vault:
             raise NotInVault(f"snapshot {h} is not in the vault") from None
         if cas.address(data) != h:
             raise IntegrityError(f"snapshot {h} is damaged")
-        return data
+        return bytes(data)
 
     def snapshot(self, h: str) -> Manifest:
         return Manifest.decode(self.snapshot_bytes(h))
@@ -565,7 +565,7 @@ class Vault:
             self.store.delete(key)
 
 
-def _parse_ref(data: bytes) -> Ref:
+def _parse_ref(data: bytes | bytearray) -> Ref:
     try:
         doc = json.loads(data)
         return Ref(str(doc["snapshot"]), doc.get("commit"), str(doc["updated"]))

@@ -67,8 +67,9 @@ class Store(Protocol):
         """
         ...
 
-    def get(self, key: str) -> bytes:
-        """Return the bytes stored under ``key``.
+    def get(self, key: str) -> bytes | bytearray:
+        """Return the bytes stored under ``key`` (a ``bytearray`` where the backend read them
+        into one: never copied only to make them ``bytes``).
 
         Raises:
             ObjectNotFound: no object under ``key``.

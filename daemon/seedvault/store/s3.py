@@ -150,13 +150,13 @@ class S3Store:
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str) -> bytes | bytearray:
         direct = self._direct
         if direct is None:
             return self.get_versioned(key)[0]
-        data, refused = direct.get(self._name(key))
-        if data is not None:
-            return data
+        body, refused = direct.get(self._name(key))
+        if body is not None:
+            return body
         data = self.get_versioned(key)[0]  # botocore decides: its retries, its errors
         if refused and direct.disable():
             log.warning(
