@@ -138,9 +138,11 @@ def test_a_missing_key_is_left_to_botocore_and_raises_object_not_found(
 
 
 @pytest.mark.s3
-def test_a_server_refusing_direct_requests_turns_the_path_off_once(s3_store: S3Store) -> None:
-    """A 403 to the direct request that botocore's request then passes: one warning, and later
-    reads go straight to botocore; the secret is never in the log."""
+def test_a_server_refusing_direct_requests_turns_the_path_off_after_three(
+    s3_store: S3Store,
+) -> None:
+    """403s to the direct request that botocore's request then passes, three in a row: one
+    warning, and later reads go straight to botocore; the secret is never in the log."""
     direct = s3_store._direct
     assert direct is not None
     s3_store.put("k/1", b"one")
@@ -148,10 +150,14 @@ def test_a_server_refusing_direct_requests_turns_the_path_off_once(s3_store: S3S
     direct._secret = "not-" + real_secret  # the server now refuses this path's signatures
     direct._scope_key = None  # and the signing key derived from the real one is forgotten
     with structlog.testing.capture_logs() as logs:
-        assert s3_store.get("k/1") == b"one"
-        assert s3_store.get("k/1") == b"one"
+        for _ in range(s3_direct.REFUSALS_BEFORE_OFF - 1):
+            assert s3_store.get("k/1") == b"one"
+        assert direct.enabled is True
+        assert logs == []
+        for _ in range(2):
+            assert s3_store.get("k/1") == b"one"
     assert direct.enabled is False
-    assert (direct.served, direct.passed_on) == (0, 1)
+    assert (direct.served, direct.passed_on) == (0, s3_direct.REFUSALS_BEFORE_OFF)
     assert [entry["event"] for entry in logs] == ["s3_direct_get_disabled"]
     assert real_secret not in repr(logs)
 
@@ -174,9 +180,10 @@ BODY = os.urandom(100_000)
 
 
 class _Faulty(http.server.BaseHTTPRequestHandler):
-    """GetObject answers: the first ``bad`` ones are faulty in the way ``fault`` says (``short``:
-    stop halfway through the body; ``length``: a Content-Length that is no number; ``chunked``:
-    no Content-Length, chunked encoding; ``twice``: two Content-Length headers; ``encoded``: a
+    """GetObject answers: the first ``bad`` to the direct path (botocore's requests carry a
+    User-Agent, its do not) are faulty in the way ``fault`` says (``short``: stop halfway
+    through the body; ``length``: a Content-Length that is no number; ``chunked``: no
+    Content-Length, chunked encoding; ``twice``: two Content-Length headers; ``encoded``: a
     Content-Encoding; ``long``: bytes beyond the body, sent with it; ``folded``: a header line
     folded onto the next; ``stall``: half the body, then silence for a second); every answer
     closes the connection without saying so (as a server timing out idle clients)."""
@@ -186,7 +193,10 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.state["requests"] += 1
-        fault = self.state["fault"] if self.state["requests"] <= self.state["bad"] else None
+        fault = None
+        if "User-Agent" not in self.headers and self.state["faulted"] < self.state["bad"]:
+            fault = self.state["fault"]  # the direct path's request (botocore's has an agent)
+            self.state["faulted"] += 1
         raw = {
             "twice": b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
             % (len(BODY), len(BODY), BODY),
@@ -229,7 +239,7 @@ def faulty_store(
 ) -> Iterator[tuple[S3Store, s3_direct.DirectGetter, dict[str, Any]]]:
     """An S3 store on a loopback :class:`_Faulty` server: the store, its direct path, and the
     server's state (``requests`` counts the GETs it answered; ``endpoint`` is its URL)."""
-    state: dict[str, Any] = {"requests": 0, "fault": fault, "bad": bad}
+    state: dict[str, Any] = {"requests": 0, "fault": fault, "bad": bad, "faulted": 0}
     handler = type("Handler", (_Faulty,), {"state": state})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -274,13 +284,30 @@ def test_a_malformed_content_length_is_left_to_botocore() -> None:
 
 
 def test_a_server_answering_without_a_length_turns_the_path_off() -> None:
-    """A chunked answer (no Content-Length) is left to botocore; when botocore's succeeds, the
-    direct path is off for this store (it would cost every read twice)."""
-    with faulty_store("chunked", bad=1) as (store, direct, state):
-        assert store.get("chunks/ab/ab12") == BODY
+    """A chunked answer (no Content-Length) is left to botocore; when that happens three
+    times in a row and botocore's succeed, the direct path is off for this store (it would
+    cost every read twice)."""
+    times = s3_direct.REFUSALS_BEFORE_OFF
+    with faulty_store("chunked", bad=times) as (store, direct, state):
+        for _ in range(times):
+            assert store.get("chunks/ab/ab12") == BODY
         assert direct.enabled is False
         assert store.get("chunks/ab/ab12") == BODY
-        assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 3)
+        assert (direct.served, direct.passed_on, state["requests"]) == (0, times, 2 * times + 1)
+
+
+def test_a_refusal_in_passing_does_not_turn_the_path_off() -> None:
+    """Refusals that a direct answer interrupts are not in a row: the count starts again."""
+    times = s3_direct.REFUSALS_BEFORE_OFF
+    with faulty_store("chunked", bad=times - 1) as (store, direct, state):
+        for _ in range(times - 1):
+            assert store.get("chunks/ab/ab12") == BODY
+        assert store.get("chunks/ab/ab12") == BODY  # answered directly
+        state["bad"] += times - 1  # as many refusals again
+        for _ in range(times - 1):
+            assert store.get("chunks/ab/ab12") == BODY
+        assert direct.enabled is True
+        assert (direct.served, direct.passed_on) == (1, 2 * (times - 1))
 
 
 def test_connections_are_shared_not_left_behind_by_ended_threads() -> None:
@@ -305,13 +332,17 @@ def test_connections_are_shared_not_left_behind_by_ended_threads() -> None:
     [("twice", True), ("encoded", True), ("long", False), ("folded", False)],
 )
 def test_an_answer_this_path_does_not_parse_is_left_to_botocore(fault: str, refused: bool) -> None:
-    """Two lengths or a Content-Encoding (a server whose bodies this path cannot take: it
-    turns itself off), or bytes past the announced length or a folded header (this answer
-    only): the read returns botocore's whole, good body."""
-    with faulty_store(fault, bad=1) as (store, direct, state):
-        assert store.get("chunks/ab/ab12") == BODY
-        assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 2)
+    """Two lengths or a Content-Encoding (a server whose bodies this path cannot take: three
+    in a row turn it off), or bytes past the announced length or a folded header (that answer
+    only): each read returns botocore's whole, good body."""
+    times = s3_direct.REFUSALS_BEFORE_OFF
+    with faulty_store(fault, bad=times) as (store, direct, state):
+        for _ in range(times):
+            assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on, state["requests"]) == (0, times, 2 * times)
         assert direct.enabled is not refused
+        assert store.get("chunks/ab/ab12") == BODY  # a good answer, direct if still on
+        assert direct.served == (0 if refused else 1)
 
 
 def test_a_server_that_stalls_mid_body_times_out_on_the_kernels_clock() -> None:

@@ -158,11 +158,11 @@ class S3Store:
         if body is not None:
             return body
         data = self.get_versioned(key)[0]  # botocore decides: its retries, its errors
-        if refused and direct.disable():
+        if refused and direct.refused_but_botocore_passed():
             log.warning(
                 "s3_direct_get_disabled",
                 endpoint=self._endpoint_name,
-                reason="the server refused a direct GET that botocore's request then passed",
+                reason="the server refused direct GETs that botocore then passed, three in a row",
             )
         return data
 

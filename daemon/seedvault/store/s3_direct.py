@@ -19,8 +19,9 @@ returns ``None``, and the caller asks botocore, whose retries and error translat
 A connection is kept only after a whole ``200``; any other answer closes it. A kept-alive
 connection that fails is retried once on a new one (the server may have closed it while idle);
 a new one that fails is not. A server that refuses this path's requests (400, 403), or answers
-them without a plain ``Content-Length`` body, while botocore's succeed switches it off for the
-store (logged once), so a quirk costs one extra request, not one per read. Timeouts are the
+them without a plain ``Content-Length`` body, three times in a row while botocore's succeed
+switches it off for the store (logged once), so a quirk costs three extra requests, not one per
+read, and one refusal in passing (a clock skewed for a moment) does not. Timeouts are the
 kernel's (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking socket.
 
 It is used only where its assumptions hold (:func:`usable`): an explicit ``http://`` endpoint
@@ -49,6 +50,8 @@ _SIGNED_HEADERS = "host;x-amz-content-sha256;x-amz-date"
 _ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_IDLE_CONNECTIONS = 32
 """Kept-alive connections kept between GETs (at most one per thread reading at once)."""
+REFUSALS_BEFORE_OFF = 3
+"""Refused direct requests in a row (each then passed by botocore) that switch the path off."""
 MAX_HEAD_BYTES = 64 * 1024
 """Longest response head (status line and headers) read before the answer is given up."""
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: [^\r\n]*)?")
@@ -103,6 +106,7 @@ class DirectGetter:
         # A store dropped without close() still closes its sockets when collected.
         weakref.finalize(self, _close_all, self._idle)
         self.enabled = True
+        self._refusals = 0
         self.served = 0
         """GETs answered here (for tests and the curious)."""
         self.passed_on = 0
@@ -148,13 +152,19 @@ class DirectGetter:
             self.passed_on += 1
         else:
             self.served += 1
+            self._refusals = 0
         return data, refused
 
-    def disable(self) -> bool:
-        """Send every later GET through botocore; True if this call switched the path off."""
+    def refused_but_botocore_passed(self) -> bool:
+        """Count a direct request the server refused while botocore's then passed; after
+        :data:`REFUSALS_BEFORE_OFF` in a row (a direct answer taken resets the count), send
+        every later GET through botocore. True if this call switched the path off."""
         with self._lock:
-            was, self.enabled = self.enabled, False
-        return was
+            self._refusals += 1
+            if self._refusals < REFUSALS_BEFORE_OFF or not self.enabled:
+                return False
+            self.enabled = False
+        return True
 
     def close(self) -> None:
         with self._lock:
