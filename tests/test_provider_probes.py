@@ -511,3 +511,25 @@ async def test_a_crash_after_the_event_never_gives_a_second_event(
     after = await run(node, fake_provider, "openai")
     assert types(after) == []
     assert len(node.catalog.events(type="behaviour_changed").events) == 1
+
+
+def test_the_per_source_lock_works_in_each_event_loop_it_is_used_in() -> None:
+    """A process that runs probes under two event loops one after the other (the CLI, the
+    tests) waits on the per-source lock in each: a lock shared across loops failed with "bound
+    to a different event loop" the first time the second loop had to wait for it."""
+    from seedvault.probing import _probe_lock
+
+    async def contend() -> list[str]:
+        order: list[str] = []
+
+        async def hold(name: str) -> None:
+            async with _probe_lock("probes:one"):
+                order.append(f"{name} in")
+                await asyncio.sleep(0.01)
+                order.append(f"{name} out")
+
+        await asyncio.gather(hold("a"), hold("b"))
+        return order
+
+    for _ in range(2):
+        assert asyncio.run(contend()) == ["a in", "a out", "b in", "b out"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -93,11 +94,20 @@ async def poll_probes(
         )  # fmt: skip
 
 
-_PROBE_LOCKS: dict[str, asyncio.Lock] = {}
+_PROBE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _probe_lock(key: str) -> asyncio.Lock:
-    return _PROBE_LOCKS.setdefault(key, asyncio.Lock())
+    """The lock that runs one probe source's polls one at a time, in the running loop.
+
+    Per loop: an :class:`asyncio.Lock` belongs to the loop it first waited in, so one shared
+    across loops (a second ``asyncio.run`` in the same process, as the CLI and tests do) would
+    fail with "bound to a different event loop" the first time it was contended there.
+    """
+    locks = _PROBE_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(key, asyncio.Lock())
 
 
 async def _poll_probes(
