@@ -533,3 +533,41 @@ def test_the_per_source_lock_works_in_each_event_loop_it_is_used_in() -> None:
 
     for _ in range(2):
         assert asyncio.run(contend()) == ["a in", "a out", "b in", "b out"]
+
+
+async def test_a_run_waits_while_another_process_runs_the_same_source(
+    node: Node, fake_provider: FakeProvider
+) -> None:
+    """A manual ``seedvault probe`` and the daemon share the node's catalog: while another
+    process holds the source's lock, a run waits; killed with SIGKILL, the holder lets go."""
+    import sys
+
+    from seedvault.probing import source_lock_path
+
+    fake_provider.chat.models[MODEL] = Model()
+    path = source_lock_path(node.catalog, probes_source_key("openai-probes", MODEL))
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", (
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n"
+        ), str(path),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert await holder.stdout.readline() == b"held\n"
+        waiting = asyncio.ensure_future(run(node, fake_provider, "openai"))
+        await asyncio.sleep(1.5)
+        assert not waiting.done()
+        assert fake_provider.chat_requests() == []  # not one probe sent while it waits
+    finally:
+        holder.kill()
+        await holder.wait()
+    result = await asyncio.wait_for(waiting, timeout=60)
+    assert result.status == "captured"
+    assert fake_provider.chat_requests()

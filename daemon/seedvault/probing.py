@@ -14,11 +14,15 @@ recorded before the source state is saved).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -80,13 +84,15 @@ async def poll_probes(
     the two snapshots), and the new run becomes the baseline. The baseline does not move on
     runs that show no change, so slow drift adds up until it shows.
 
-    Runs of one model never overlap inside a process (a scheduled run waits for a rescue run
-    and the other way round), so neither overwrites the other's source state.
+    Runs of one model never overlap (:func:`source_lock`): a scheduled run waits for a rescue
+    run and the other way round, and a manual ``seedvault probe`` waits for the daemon's run
+    of the same model (and the other way round), so no run overwrites another's source state
+    and one change is never reported twice.
 
     Raises only when the vault or catalog cannot record what happened.
     """
     key = probes_source_key(watch.id, model)
-    async with _probe_lock(key):
+    async with source_lock(catalog, key):
         return await _poll_probes(
             watch, api_watch, model, vault=vault, catalog=catalog, ingestor=ingestor,
             session=session, env=env, policy=policy, trigger=trigger, labels=labels,
@@ -108,6 +114,49 @@ def _probe_lock(key: str) -> asyncio.Lock:
     """
     locks = _PROBE_LOCKS.setdefault(asyncio.get_running_loop(), {})
     return locks.setdefault(key, asyncio.Lock())
+
+
+LOCK_POLL_S = 0.5
+"""How often a run waiting for another process's run of the same source tries again."""
+
+
+def source_lock_path(catalog: Catalog, key: str) -> Path | None:
+    """The file whose ``flock`` runs one probe source's polls one process at a time: beside
+    the catalog (every process of a node opens the same one); None for an in-memory catalog."""
+    if catalog.path == ":memory:":
+        return None
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return Path(catalog.path + ".locks") / f"probes-{digest}"
+
+
+@contextlib.asynccontextmanager
+async def source_lock(catalog: Catalog, key: str) -> AsyncIterator[None]:
+    """Hold probe source ``key`` for one run: first against other runs in this event loop,
+    then against other processes of the node (the daemon and ``seedvault probe``), with an
+    exclusive ``flock`` on :func:`source_lock_path`, tried every :data:`LOCK_POLL_S` so the
+    wait can be cancelled. The kernel releases the lock when its holder exits, also by
+    SIGKILL."""
+    async with _probe_lock(key):
+        path = source_lock_path(catalog, key)
+        if path is None:
+            yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        log.info("probe_waiting", source=key, reason="another process runs it")
+                        told = True
+                    await asyncio.sleep(LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
 
 
 async def _poll_probes(
@@ -301,7 +350,7 @@ async def rescue_probes(
     lifecycle = await asyncio.to_thread(_lifecycle_events, catalog)  # once for all models
     for model in watch.models:
         key = probes_source_key(watch.id, model)
-        async with _probe_lock(key):
+        async with source_lock(catalog, key):
             state = await asyncio.to_thread(SourceState.load, catalog, key)
             done = list(state.doc.get("rescued", []))
             reasons = rescue_reasons(watch, api_watch.flavor, model, lifecycle, moment, done)
