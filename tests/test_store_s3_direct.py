@@ -185,7 +185,9 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
     through the body; ``length``: a Content-Length that is no number; ``chunked``: no
     Content-Length, chunked encoding; ``twice``: two Content-Length headers; ``encoded``: a
     Content-Encoding; ``long``: bytes beyond the body, sent with it; ``folded``: a header line
-    folded onto the next; ``stall``: half the body, then silence for a second); every answer
+    folded onto the next; ``huge``: a Content-Length of a terabyte; ``trailing``: the whole
+    answer, then a second one nobody asked for; ``stall``: half the body, then silence for a
+    second); every answer
     closes the connection without saying so (as a server timing out idle clients)."""
 
     protocol_version = "HTTP/1.1"
@@ -205,6 +207,7 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
             "long": b"Content-Length: 10\r\n\r\n%sHTTP/1.1 200 OK\r\n" % BODY[:10],
             "folded": b"X-Amz-Meta-A: one\r\n two\r\nContent-Length: %d\r\n\r\n%s"
             % (len(BODY), BODY),
+            "huge": b"Content-Length: %d\r\n\r\n%s" % (10**12, BODY),
         }
         if fault in raw:  # one write: the head and what follows it arrive together
             self.wfile.write(b'HTTP/1.1 200 OK\r\nETag: "abc"\r\n' + raw[fault])
@@ -221,6 +224,14 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", "12ab" if fault == "length" else str(len(BODY)))
             self.end_headers()
+            if fault == "trailing":  # a whole answer, then bytes nobody asked for
+                self.wfile.write(BODY)
+                self.wfile.flush()
+                time.sleep(0.05)
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad")
+                self.wfile.flush()
+                self.close_connection = True
+                return
             if fault == "stall":
                 self.wfile.write(BODY[: len(BODY) // 2])
                 self.wfile.flush()
@@ -363,3 +374,46 @@ def test_a_server_that_stalls_mid_body_times_out_on_the_kernels_clock() -> None:
         assert impatient.passed_on == 1
         assert impatient.get("chunks/ab/ab12")[0] == BODY  # the next answer is whole
         impatient.close()
+
+
+def test_a_huge_announced_length_is_left_to_botocore_before_any_allocation() -> None:
+    """The body's buffer is allocated from the announced length: a claim above
+    MAX_BODY_BYTES is not read here (a terabyte would raise MemoryError, a few GB would
+    take the memory) but left to botocore, which reads as bytes arrive."""
+    with faulty_store("huge", bad=1) as (store, direct, state):
+        assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on, state["requests"]) == (0, 1, 2)
+        assert direct.enabled is True
+
+
+def test_a_connection_holding_bytes_nobody_asked_for_is_not_reused() -> None:
+    """A server that sends a second answer after the first: the kept connection is checked
+    before reuse, so that answer is never taken for the next object's."""
+    with faulty_store("trailing", bad=1) as (store, direct, _state):
+        assert store.get("chunks/ab/ab12") == BODY
+        time.sleep(0.3)  # the unasked-for answer has arrived
+        assert store.get("chunks/ab/ab12") == BODY
+        assert (direct.served, direct.passed_on, direct.opened) == (2, 0, 2)
+
+
+def test_keys_that_are_not_plain_ascii_keep_the_path_off() -> None:
+    """The key id and region go into each request as they are: anything but printable ASCII
+    (a line break would add a header) leaves every read to botocore."""
+    for key, region in (("k\r\nX-Evil: 1", "us-east-1"), ("kéy", "us-east-1"), ("k", "ü")):
+        direct = s3_direct.DirectGetter(
+            endpoint_url="http://127.0.0.1:9",
+            bucket="b",
+            region=region,
+            access_key=key,
+            secret_key="s",
+            timeout=1,
+        )
+        assert direct.enabled is False
+        assert direct.get("chunks/ab/ab12") == (None, False)
+
+
+def test_connection_close_among_other_tokens_is_honoured() -> None:
+    head = s3_direct._Head(b"1.1", 200, {b"connection": [b"keep-alive, Close"]})
+    assert head.keeps_alive is False
+    assert s3_direct._Head(b"1.1", 200, {b"connection": [b"keep-alive"]}).keeps_alive
+    assert not s3_direct._Head(b"1.0", 200, {}).keeps_alive

@@ -14,9 +14,11 @@ serving node: 1.36 CPU s per GB served through ``http.client``, 1.21 here).
 This path only ever answers the easy case: an HTTP ``200`` with a single plain
 ``Content-Length`` and the whole body. Anything else — another status (a missing key, a
 refused signature, throttling), ``Transfer-Encoding`` or ``Content-Encoding``, a head it does
-not parse, a connection that fails or closes early, a short body, bytes beyond the body —
-returns ``None``, and the caller asks botocore, whose retries and error translation then decide.
-A connection is kept only after a whole ``200``; any other answer closes it. A kept-alive
+not parse, a connection that fails or closes early, a short body, bytes beyond the body, a
+body announced above :data:`MAX_BODY_BYTES` — returns ``None``, and the caller asks botocore,
+whose retries and error translation then decide. A connection is kept only after a whole
+``200`` (any other answer closes it) and reused only while nothing is waiting to be read on it,
+so bytes a server sent past an answer are never taken for the next one. A kept-alive
 connection that fails is retried once on a new one (the server may have closed it while idle);
 a new one that fails is not. A server that refuses this path's requests (400, 403), or answers
 them without a plain ``Content-Length`` body, three times in a row while botocore's succeed
@@ -26,7 +28,9 @@ kernel's (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking socket.
 
 It is used only where its assumptions hold (:func:`usable`): an explicit ``http://`` endpoint
 (self-hosted SeaweedFS, Ceph or MinIO on a trusted network, path-style addressing) with no proxy
-configured for it. TLS endpoints, AWS itself and proxied endpoints always go through botocore.
+configured for it. TLS endpoints, AWS itself and proxied endpoints always go through botocore,
+and so does every read when the key id or region is not printable ASCII (they are sent as they
+are).
 The signature is AWS Signature Version 4 for S3 with the empty payload's hash, computed exactly
 as botocore's ``S3SigV4Auth`` does (a test compares the two); the secret appears only inside
 the HMAC and never in an exception or log line from here.
@@ -54,6 +58,10 @@ REFUSALS_BEFORE_OFF = 3
 """Refused direct requests in a row (each then passed by botocore) that switch the path off."""
 MAX_HEAD_BYTES = 64 * 1024
 """Longest response head (status line and headers) read before the answer is given up."""
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Largest body read here (chunks are at most 16 MiB of plaintext): the buffer is allocated
+from the announced length before the body arrives, so a larger claim goes to botocore, which
+reads as the bytes come."""
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: [^\r\n]*)?")
 _DIGITS = re.compile(rb"\d{1,15}")
 
@@ -105,7 +113,10 @@ class DirectGetter:
         self._idle: list[socket.socket] = []
         # A store dropped without close() still closes its sockets when collected.
         weakref.finalize(self, _close_all, self._idle)
-        self.enabled = True
+        # Sent as they are in each request: only plain ASCII without line breaks.
+        self.enabled = all(
+            value.isascii() and value.isprintable() for value in (access_key, region)
+        )
         self._refusals = 0
         self.served = 0
         """GETs answered here (for tests and the curious)."""
@@ -129,10 +140,10 @@ class DirectGetter:
         path = self.path(name)
         data: bytearray | None = None
         refused = False
-        for _ in range(2):
+        for attempt in range(2):
             conn: socket.socket | None = None
             try:
-                conn, reused = self._checkout()
+                conn, reused = self._checkout(fresh=attempt > 0)
                 data, refused = self._request(conn, path)
             except (OSError, _Unusable):
                 if conn is None:
@@ -149,10 +160,12 @@ class DirectGetter:
                 self._checkin(conn)
             break
         if data is None:
-            self.passed_on += 1
+            with self._lock:
+                self.passed_on += 1
         else:
-            self.served += 1
-            self._refusals = 0
+            with self._lock:
+                self.served += 1
+                self._refusals = 0
         return data, refused
 
     def refused_but_botocore_passed(self) -> bool:
@@ -220,6 +233,8 @@ class DirectGetter:
         length = head.plain_length
         if head.status != 200 or length is None or b"content-encoding" in head.fields:
             return None, head.status in (200, 400, 403)
+        if length > MAX_BODY_BYTES:
+            return None, False
         if len(rest) > length:
             raise _Unusable("bytes beyond the announced length")
         body = bytearray(length)
@@ -237,11 +252,18 @@ class DirectGetter:
             conn.close()  # not kept: the next checkout opens a new one
         return body, False
 
-    def _checkout(self) -> tuple[socket.socket, bool]:
-        """An idle kept-alive connection (reused: True), or a new one."""
+    def _checkout(self, fresh: bool = False) -> tuple[socket.socket, bool]:
+        """An idle kept-alive connection with nothing waiting to be read (reused: True), or a
+        new one (always when ``fresh``)."""
+        while not fresh:
+            with self._lock:
+                if not self._idle:
+                    break
+                conn = self._idle.pop()
+            if _quiet(conn):
+                return conn, True
+            conn.close()  # closed by the server, or bytes no request asked for: not reused
         with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
             self.opened += 1
         conn = socket.create_connection((self._hostname, self._port), timeout=self._timeout)
         try:
@@ -290,8 +312,23 @@ class _Head:
     @property
     def keeps_alive(self) -> bool:
         """HTTP/1.1 without ``Connection: close``."""
-        closing = any(v.lower() == b"close" for v in self.fields.get(b"connection", []))
+        tokens = (
+            t.strip().lower() for v in self.fields.get(b"connection", []) for t in v.split(b",")
+        )
+        closing = b"close" in tokens
         return self.version == b"1.1" and not closing
+
+
+def _quiet(conn: socket.socket) -> bool:
+    """Whether an idle connection is open with nothing to read: a kept-alive connection that
+    the server closed meanwhile, or that holds bytes past the last answer, is not reused."""
+    try:
+        conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # a byte, or b"" when closed
+    except BlockingIOError:
+        return True  # nothing waiting: the expected case
+    except OSError:
+        pass
+    return False
 
 
 def _read_head(conn: socket.socket) -> tuple[_Head, bytes]:
