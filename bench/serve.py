@@ -384,10 +384,10 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
                 server(
                     "seedvault",
                     work / f"seedvault-{backend}.log",
-                    s3 or {},
+                    s3 or {},  # the keys travel in the environment, not on the command line
                     work=str(work),
                     backend=backend,
-                    s3=s3,
+                    s3=None if s3 is None else {"SVB_S3_ENDPOINT": s3["SVB_S3_ENDPOINT"]},
                 )
             )
         for round_ in range(args.repeat + 1):
