@@ -24,7 +24,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +83,17 @@ class FileRecord:
             "sha256": self.sha256,
             "chunks": [[h, n] for h, n in self.chunks],
         }
+
+    def span(self, start: int, stop: int) -> Iterator[tuple[str, int, int]]:
+        """``(chunk address, length, offset in the file)`` of each chunk that holds bytes of
+        ``[start, stop)``, in order."""
+        offset = 0
+        for chunk_hash, length in self.chunks:
+            if offset >= stop:
+                return
+            if offset + length > start:
+                yield chunk_hash, length, offset
+            offset += length
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FileRecord:
@@ -277,38 +290,59 @@ class Vault:
             raise IntegrityError(f"file record {h} describes another file")
         return record
 
-    def iter_file(self, h: str, start: int = 0, end: int | None = None) -> Iterator[cas.BytesLike]:
+    def iter_file(
+        self,
+        h: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        pool: Executor | None = None,
+        depth: int = 1,
+    ) -> Iterator[cas.BytesLike]:
         """The bytes ``[start, end)`` of file ``h``, chunk by chunk, each chunk verified.
 
         Pieces are bytes-like (``bytes``, ``bytearray``, or a ``memoryview`` of a chunk cut by
         the range), never copied: join or write them.
 
-        A whole-file read (``start == 0`` and ``end`` None or the size) is also checked
-        against the file's BLAKE3 at the end, so a damaged record cannot go unnoticed — once
-        per record and process (:meth:`composition_known`).
+        Each chunk goes through :meth:`read_chunk` (decoded, re-hashed against its address)
+        and its length is checked against the file record. A whole-file read (``start == 0``
+        and ``end`` None or the size) is also checked against the file's BLAKE3 at the end, so
+        a damaged record cannot go unnoticed — once per record and process
+        (:meth:`composition_known`). With a ``pool``, up to ``depth`` chunks are read in it at
+        once, ahead of the one being yielded (a chunk read from S3 is a round trip); they are
+        still checked and yielded in order, and those not yet yielded are cancelled when the
+        iterator is closed.
 
         Raises:
+            NotInVault: no record for ``h``.
             IntegrityError: some chunk or the record is damaged (raised when reached: the
                 caller may already have received earlier bytes).
         """
         record = self.file_record(h)
         stop = record.size if end is None else min(end, record.size)
         check = self.whole_file_check(record, start, stop)
-        offset = 0
-        for chunk_hash, length in record.chunks:
-            chunk_end = offset + length
-            if chunk_end > start and offset < stop:
-                data = self.read_chunk(chunk_hash)
+        todo = record.span(start, stop)
+        pending: deque[tuple[tuple[str, int, int], Future[bytes | bytearray] | None]] = deque()
+        try:
+            while True:
+                while len(pending) < max(depth, 1) and (step := next(todo, None)) is not None:
+                    ahead = None if pool is None else pool.submit(self.read_chunk, step[0])
+                    pending.append((step, ahead))
+                if not pending:
+                    break
+                (chunk_hash, length, offset), ahead = pending.popleft()
+                data = ahead.result() if ahead is not None else self.read_chunk(chunk_hash)
                 if len(data) != length:
                     raise IntegrityError(f"chunk {chunk_hash} has the wrong length")
                 if check is not None:
                     check.update(data)
                 yield cas.cut(data, start - offset, stop - offset)
-            offset = chunk_end
-            if offset >= stop:
-                break
-        if check is not None:
-            check.finish()
+            if check is not None:
+                check.finish()
+        finally:
+            for _, ahead in pending:
+                if ahead is not None:
+                    ahead.cancel()
 
     def whole_file_check(self, record: FileRecord, start: int, stop: int) -> WholeFileCheck | None:
         """The whole-file BLAKE3 check for a read of bytes ``[start, stop)`` of ``record``'s

@@ -25,9 +25,8 @@ import functools
 import re
 import socket
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
 import structlog
@@ -92,49 +91,16 @@ def _next(pieces: Iterator[cas.BytesLike]) -> Any:
 def read_pieces(
     vault: Vault, h: str, start: int, end: int, pool: Executor, depth: int = CHUNKS_IN_FLIGHT
 ) -> Iterator[cas.BytesLike]:
-    """:meth:`Vault.iter_file` with up to ``depth`` chunks fetched and decoded in parallel.
-
-    The same contract and checks as ``iter_file`` — each chunk through
-    :meth:`Vault.read_chunk` (decoded, re-hashed against its address), its length against the
-    file record, and a whole-file read against the file's BLAKE3 at the end — but the next
-    chunks are already being fetched while one is sent: a chunk read from S3 is a round trip,
-    and a download that waited for each one in turn ran at half the store's speed.
+    """:meth:`Vault.iter_file` of ``[start, end)`` with up to ``depth`` chunks fetched and
+    decoded in ``pool`` at once: the same checks, but the next chunks are already being read
+    while one is sent — a chunk read from S3 is a round trip, and a download that waited for
+    each one in turn ran at half the store's speed.
 
     Raises:
         NotInVault: no record for ``h``.
         IntegrityError: a chunk or the record is damaged (raised when reached).
     """
-    record = vault.file_record(h)
-    stop = min(end, record.size)
-    check = vault.whole_file_check(record, start, stop)
-    plan: list[tuple[str, int, int]] = []
-    offset = 0
-    for chunk_hash, length in record.chunks:
-        if offset + length > start and offset < stop:
-            plan.append((chunk_hash, length, offset))
-        offset += length
-        if offset >= stop:
-            break
-    todo = iter(plan)
-    pending: deque[tuple[tuple[str, int, int], Future[bytes | bytearray]]] = deque()
-    try:
-        while True:
-            while len(pending) < depth and (step := next(todo, None)) is not None:
-                pending.append((step, pool.submit(vault.read_chunk, step[0])))
-            if not pending:
-                break
-            (chunk_hash, length, offset), future = pending.popleft()
-            data = future.result()
-            if len(data) != length:
-                raise IntegrityError(f"chunk {chunk_hash} has the wrong length")
-            if check is not None:
-                check.update(data)
-            yield cas.cut(data, start - offset, stop - offset)
-        if check is not None:
-            check.finish()
-    finally:
-        for _, future in pending:
-            future.cancel()
+    return vault.iter_file(h, start, end, pool=pool, depth=depth)
 
 
 SEND_BUFFER_BYTES = 4 * 1024 * 1024
