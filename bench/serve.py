@@ -393,10 +393,11 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
         for round_ in range(args.repeat + 1):
             for name, (url, proc) in urls.items():
                 node_before = cpu_of(proc.pid)
-                store_before = cpu_of(store_pid) if store_pid is not None else 0.0
+                on_s3 = store_pid is not None and name == "seedvault-s3"
+                store_before = cpu_of(store_pid) if on_s3 and store_pid is not None else 0.0
                 result = download(url, work / "cache", meta_path, verify=round_ == 0)
                 node_cpu = cpu_of(proc.pid) - node_before
-                store_cpu = cpu_of(store_pid) - store_before if store_pid is not None else 0.0
+                store_cpu = cpu_of(store_pid) - store_before if on_s3 and store_pid else 0.0
                 if result["bytes"] != total:
                     raise RuntimeError(
                         f"{name}: downloaded {result['bytes']} bytes, expected {total}"
@@ -408,8 +409,7 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
                     continue
                 results.setdefault(name, []).append(result["seconds"])
                 gb = total / 1e9
-                store_share = store_cpu / gb if name == "seedvault-s3" else 0.0
-                cpu.setdefault(name, []).append((result["cpu"] / gb, node_cpu / gb, store_share))
+                cpu.setdefault(name, []).append((result["cpu"] / gb, node_cpu / gb, store_cpu / gb))
                 shares = cpu[name][-1]
                 log(
                     f"round {round_} {name}: {rate:,.0f} MB/s; CPU s per GB: client "

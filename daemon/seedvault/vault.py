@@ -348,13 +348,9 @@ class Vault:
         """The whole-file BLAKE3 check for a read of bytes ``[start, stop)`` of ``record``'s
         file: None for a partial read, or when this very record has passed it already in this
         process (:meth:`composition_known`)."""
-        if start != 0 or stop != record.size:
+        if start != 0 or stop != record.size or self.composition_known(record):
             return None
-        key = _composition_key(record)
-        with self._composed_lock:
-            if key in self._composed:
-                return None
-        return WholeFileCheck(self, record, key)
+        return WholeFileCheck(self, record)
 
     def composition_known(self, record: FileRecord) -> bool:
         """Whether a whole read of ``record``'s file has already passed the whole-file check
@@ -370,9 +366,7 @@ class Vault:
 
     def remember_composition(self, record: FileRecord) -> None:
         """Note that ``record``'s chunks, read whole, hashed to its file's BLAKE3."""
-        self._remember(_composition_key(record))
-
-    def _remember(self, key: bytes) -> None:
+        key = _composition_key(record)
         with self._composed_lock:
             self._composed[key] = None
             if len(self._composed) > COMPOSITIONS_REMEMBERED:
@@ -611,10 +605,9 @@ class WholeFileCheck:
     """A whole read's check against the file's BLAKE3 (:meth:`Vault.whole_file_check`): feed
     it every chunk in order, then :meth:`finish`."""
 
-    def __init__(self, vault: Vault, record: FileRecord, key: bytes) -> None:
+    def __init__(self, vault: Vault, record: FileRecord) -> None:
         self._vault = vault
         self._record = record
-        self._key = key
         self._hasher = blake3.blake3()
 
     def update(self, data: cas.BytesLike) -> None:
@@ -625,7 +618,7 @@ class WholeFileCheck:
         remember the record as passed if they do."""
         if self._hasher.hexdigest() != self._record.blake3:
             raise IntegrityError(f"file {self._record.blake3} does not hash to its address")
-        self._vault._remember(self._key)
+        self._vault.remember_composition(self._record)
 
 
 COMPOSITIONS_REMEMBERED = 65_536

@@ -23,8 +23,9 @@ listing returns ``a/b`` before ``a-b``. The walk costs one LIST request per "dir
 one level in memory, where sorting a flat listing would have to hold all of it.
 
 Plain ``get`` (every chunk a download serves) takes a lean path on a plain-``http://``
-endpoint without a proxy: signed here and sent on kept-alive ``http.client`` connections, with
-botocore asked whenever that path cannot take the answer whole (:mod:`seedvault.store.s3_direct`).
+endpoint without a proxy: signed here and sent as a minimal HTTP/1.1 exchange on kept-alive
+sockets, with botocore asked whenever that path cannot take the answer whole
+(:mod:`seedvault.store.s3_direct`).
 
 The bucket must already exist; its absence is a :class:`~seedvault.errors.StoreError` saying
 so. Every boto3/botocore exception is translated here into :mod:`seedvault.errors`; messages name
