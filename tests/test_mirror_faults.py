@@ -3,7 +3,9 @@ and the token that must never be written anywhere."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +13,14 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from seedvault.catalog import Catalog
+from seedvault.errors import StoreError
 from seedvault.fixity import verify
+from seedvault.ingest import Ingestor
+from seedvault.store.fs import FsStore
+from seedvault.vault import Vault
 from tests.fakehub import FakeHub
+from tests.helpers import random_bytes
 from tests.test_mirror import TOKEN, WEIGHTS, Node, export_bytes, open_node, poll
 
 
@@ -170,3 +178,81 @@ async def test_token_never_in_logs_journal_catalog_or_vault(
     authorized = [r for r in fake_hub.requests if "Authorization" in r.headers]
     assert authorized
     assert all(r.server == "hub" for r in authorized)
+
+
+class _Vanishing(FsStore):
+    """A store whose writes fail (StoreError) from the ``fail_from``-th on, until reset."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, fsync=False)
+        self.fail_from: int | None = None
+        self.writes = 0
+
+    def _write(self) -> None:
+        self.writes += 1
+        if self.fail_from is not None and self.writes >= self.fail_from:
+            raise StoreError("the store went away")
+
+    def put(self, key: str, data: bytes) -> None:
+        self._write()
+        super().put(key, data)
+
+    def put_if(self, key: str, data: bytes, version: str | None) -> str:
+        self._write()
+        return super().put_if(key, data, version)
+
+
+async def test_a_store_that_goes_away_at_any_write_loses_no_revision(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """The store fails at every write of a poll in turn (the capture's chunks, records,
+    snapshot, ref, journal and events): the vault stays valid, and once the store is back the
+    next poll archives the revision and derives its ``revision_new`` exactly once."""
+    repo = fake_hub.create_repo("org/m", gitattributes=False)
+    first = repo.commit({"config.json": b'{"v": 1}', "a.bin": random_bytes(300_000, 1)})
+    base = tmp_path / "base"
+    opened = open_node(base)
+    assert (await poll(next(opened), fake_hub, "org/m")).ok
+    next(opened, None)  # closes it
+    files = {"config.json": b'{"v": 2}', "b.bin": random_bytes(200_000, 2)}
+    second = repo.commit(files, replace=True)
+
+    writes = None
+    fail_from = 1
+    while writes is None or fail_from <= writes:
+        work = tmp_path / f"fail-{fail_from}"
+        shutil.copytree(base, work)
+        store = _Vanishing(work / "vault")
+        vault = Vault.open(store, create=False)
+        catalog = Catalog(work / "catalog.sqlite")
+        ingestor = Ingestor(vault)
+        at = Node(work, vault, catalog, ingestor)
+        try:
+            store.fail_from = fail_from
+            with contextlib.suppress(StoreError):
+                await poll(at, fake_hub, "org/m")
+            store.fail_from = None
+            assert verify(vault).ok, fail_from
+            again = await poll(at, fake_hub, "org/m")
+            assert again.ok, (fail_from, again)
+            news = [(e.get("before"), e["after"]) for e in at.events("revision_new")]
+            assert news == [(None, first), (first, second)], fail_from
+            snapshot = again.outcomes[0].snapshot or ""
+            assert export_bytes(at, snapshot, work / "out") == files
+        finally:
+            ingestor.close()
+            catalog.close()
+        if writes is None:  # the first round learns how many writes a whole poll makes
+            clean = tmp_path / "clean"
+            shutil.copytree(base, clean)
+            counting = _Vanishing(clean / "vault")
+            counted = Ingestor(Vault.open(counting, create=False))
+            catalog = Catalog(clean / "catalog.sqlite")
+            try:
+                whole = Node(clean, counted.vault, catalog, counted)
+                assert (await poll(whole, fake_hub, "org/m")).ok
+            finally:
+                counted.close()
+                catalog.close()
+            writes = counting.writes
+        fail_from += 1

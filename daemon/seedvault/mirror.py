@@ -67,7 +67,7 @@ from seedvault.sources.hf import (
 )
 from seedvault.sources.hf_types import HEX40, Refs, RepoType, RevisionInfo
 from seedvault.sources.spec import hf_source_key
-from seedvault.vault import Vault
+from seedvault.vault import Ref, Vault
 
 log = structlog.get_logger(__name__)
 
@@ -380,6 +380,8 @@ class _Poll:
             return await self._ref_gone(revision, old)
         await self._emit(self.state.transition(f"ref:{revision}", "present"))
         if archived is not None and old == head:
+            if self._announcing().get(revision) == head:
+                await self._announce_after_crash(revision, archived)
             await asyncio.to_thread(
                 self.vault.journal,
                 "unchanged",
@@ -416,6 +418,11 @@ class _Poll:
                 return RevisionOutcome(revision, "over_quota", head, detail=detail)
             if self.state.value(quota):  # skipped before: no longer
                 self.state.transition(quota, False)
+            # Write-ahead: once the ref moves, the next poll sees nothing new. Should this
+            # process die between the ref and the events, the mark tells that poll to derive
+            # them (same event ids, so nothing doubles if they were recorded after all).
+            self._announcing()[revision] = head
+            await asyncio.to_thread(self.state.save, self.vault, self.catalog)
             upstream = dict(observation.upstream)
             card = json_safe(info.card_data)
             if card:
@@ -444,6 +451,7 @@ class _Poll:
             self.log.warning("hub_capture_failed", revision=revision, error=str(exc))
             return RevisionOutcome(revision, "capture_failed", head, detail=str(exc))
         await self._captured(revision, result, old, ancestor)
+        self._announcing().pop(revision, None)
         return RevisionOutcome(revision, "captured", head, result.snapshot, result)
 
     # -- deriving events -----------------------------------------------------------------------
@@ -506,6 +514,45 @@ class _Poll:
         event = Event("verification_failed", self.key, subject, commit, expected, actual, payload)
         await self._emit(event)
         self.log.error("hub_verification_failed", revision=revision, path=path)
+
+    def _announcing(self) -> dict[str, str]:
+        """Revisions whose capture of a commit started and whose events are not yet derived
+        (revision → commit), in the source state."""
+        marks: dict[str, str] = self.state.doc.setdefault("announcing", {})
+        return marks
+
+    async def _announce_after_crash(self, revision: str, archived: Ref) -> None:
+        """The ref already names the commit a capture was announcing: the capturing process
+        stopped after moving the ref, perhaps before its journal record and events. Derive
+        them now from the snapshot and its parent; events already recorded keep their ids."""
+        try:
+            manifest = await asyncio.to_thread(self.vault.snapshot, archived.snapshot)
+            old: str | None = None
+            if manifest.parent is not None:
+                old = (await asyncio.to_thread(self.vault.snapshot, manifest.parent)).commit
+            head = archived.commit or ""
+            client, rtype, repo = self.client, self.t.repo_type, self.t.repo_id
+            ancestor = await client.is_ancestor(rtype, repo, old, head) if old else None
+        except SeedvaultError as exc:  # the mark stays: the next poll tries again
+            self.log.warning("hub_announce_deferred", revision=revision, error=str(exc))
+            return
+        result = CaptureResult(
+            self.key, revision, archived.snapshot, True, manifest.parent, manifest, 0, 0, 0, 0.0
+        )
+        await asyncio.to_thread(
+            self.vault.journal,
+            "capture",
+            source=self.key,
+            revision=revision,
+            snapshot=archived.snapshot,
+            **({"parent": manifest.parent} if manifest.parent else {}),
+            files=len(manifest.files),
+            bytes=manifest.total_bytes,
+            recovered=True,
+        )
+        await self._captured(revision, result, old, ancestor)
+        self._announcing().pop(revision, None)
+        self.log.info("hub_capture_announced_after_restart", revision=revision, commit=head)
 
     async def _captured(
         self, revision: str, result: CaptureResult, old: str | None, ancestor: bool | None
