@@ -138,6 +138,30 @@ async def test_routine_events_arrive_as_one_digest_at_digest_time(
     assert row.window_end == "2031-03-03T08:00:00.000000Z"
 
 
+async def test_a_connection_cut_after_the_data_resends_with_the_same_message_id(
+    nodes: Any,
+) -> None:
+    """The server took the message but the connection died before its reply reached us: the
+    alert stays pending, and the resend (the only duplicate possible) carries the same
+    Message-ID; then it is marked sent and never sent again."""
+    with running_sink(cut=1) as sink:
+        node = nodes(email_toml(sink.port), retry_for="1d")
+        d = node.dispatcher()
+        await d.run_once(at(timedelta(0)))
+        event = gone(evidence="cut")
+        node.record(event, at(timedelta(seconds=10)))
+        first = await d.run_once(at(timedelta(minutes=1)))
+        assert (first.sent, first.failed) == (0, 1)
+        assert len(sink.messages) == 1
+        [row] = node.catalog.outbox.rows()
+        assert (row.state, row.attempts) == ("pending", 1)
+        for hours in (1, 2, 3):
+            await d.run_once(at(timedelta(hours=hours)))
+        await d.aclose()
+        assert sink.message_ids() == [f"<{event.id}@node.example.edu>"] * 2
+        assert [r.state for r in node.catalog.outbox.rows()] == ["sent"]
+
+
 async def test_smtp_down_then_up_delivers_every_alert_once(nodes: Any) -> None:
     """While the server is down alerts stay pending with growing backoff, across a restart of
     the dispatcher; once it is up, each is delivered exactly once."""

@@ -2,8 +2,9 @@
 
 ``SmtpSink`` is a real aiosmtpd server on 127.0.0.1 (a free port, stopped at teardown) that
 keeps every message it accepted; it can be started late (to simulate an SMTP outage), refuse
-with a chosen reply, and require AUTH. ``AlertNode`` is a vault + catalog + config on disk
-with helpers to record events at chosen times and to build a dispatcher on an injected clock.
+with a chosen reply, cut the connection after taking a message, and require AUTH.
+``AlertNode`` is a vault + catalog + config on disk with helpers to record events at chosen
+times and to build a dispatcher on an injected clock.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class SmtpSink:
     reply: str = "250 OK"
     password: str | None = None
     logins: list[str] = field(default_factory=list)
+    cut: int = 0
+    """The next ``cut`` messages are kept, then the connection is cut before the reply: the
+    server accepted them, the sender never hears it."""
     _controller: Controller | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,6 +91,9 @@ class SmtpSink:
             self.messages.append(
                 Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
             )
+            cut, self.cut = self.cut > 0, max(self.cut - 1, 0)
+        if cut and server.transport is not None:
+            server.transport.abort()
         return "250 OK"
 
     def _auth(

@@ -29,12 +29,11 @@ def _chunk_of(work: Path, snapshot: str, path: str) -> Path:
     manifest = json.loads(run_cli(["show", "--json", snapshot], cwd=work).stdout)
     file_h = next(f["blake3"] for f in manifest["files"] if f["path"] == path)
     record_file = work / "vault" / "files" / file_h[:2] / file_h
-    import zstandard
-
     from seedvault import cas
 
-    record = json.loads(cas.decode(record_file.read_bytes(), 1 << 30))
-    assert zstandard  # the record is zstd-encoded; cas.decode handles it
+    blob = record_file.read_bytes()
+    assert cas.peek_header(blob)[0] == cas.CODEC_ZSTD  # records are stored zstd-encoded
+    record = json.loads(cas.decode(blob, 1 << 30))
     chunk_h = record["chunks"][0][0]
     return work / "vault" / "chunks" / chunk_h[:2] / chunk_h
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import secrets
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -63,6 +65,54 @@ def test_missing_bucket_is_a_clear_store_error(seaweedfs: SeaweedFS) -> None:
             ), name
     finally:
         store.close()
+
+
+class _Echoing(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that refuses everything and puts the secret key in its error message
+    (no real server does; the store must not pass it on)."""
+
+    protocol_version = "HTTP/1.1"
+    secret = ""
+
+    def _refuse(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+            f"<Message>signature made with {self.secret} does not match</Message></Error>"
+        ).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body if self.command != "HEAD" else b"")
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _refuse
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_secret_a_server_echoes_is_scrubbed_from_store_errors() -> None:
+    secret = "echoed-" + secrets.token_urlsafe(24)
+    handler = type("Handler", (_Echoing,), {"secret": secret})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    store = S3Store(endpoint_url=endpoint, bucket="b", access_key="k", secret_key=secret)
+    try:
+        for operation in (lambda: store.get("a/b"), lambda: store.put("a/b", b"x")):
+            with pytest.raises(StoreError) as caught:
+                operation()
+            message = str(caught.value)
+            assert "AccessDenied" in message
+            assert secret not in message
+            assert "signature made with *** does not match" in message
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def test_wrong_credentials_are_a_store_error_without_the_secret(seaweedfs: SeaweedFS) -> None:

@@ -2,8 +2,8 @@
 
 Events are snake_case facts with key-value fields (``capture_done source=… files=…``). Any
 field whose name says it holds a secret (token, password, secret, authorization, api_key) is
-replaced by ``"***"``, and bearer tokens inside string values are masked too, so a secret
-that slips into a log call still never reaches the log.
+replaced by ``"***"``, and bearer tokens inside string values — a logged exception's traceback
+included — are masked too, so a secret that slips into a log call still never reaches the log.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def setup_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
             structlog.processors.format_exc_info,
+            redact,  # after the traceback is text: an exception's message is masked too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
