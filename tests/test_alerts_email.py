@@ -8,8 +8,10 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
+from seedvault.errors import StoreError
 from seedvault.events import record_event
 from seedvault.notify import alert_metrics
 from tests.test_alerts_support import (
@@ -160,6 +162,40 @@ async def test_a_connection_cut_after_the_data_resends_with_the_same_message_id(
         await d.aclose()
         assert sink.message_ids() == [f"<{event.id}@node.example.edu>"] * 2
         assert [r.state for r in node.catalog.outbox.rows()] == ["sent"]
+
+
+@pytest.mark.parametrize("failing", ["alert_enqueued", "alert_sent"])
+async def test_a_store_that_goes_away_during_a_pass_loses_no_alert(
+    nodes: Any, failing: str
+) -> None:
+    """The vault's store fails the journal write of an alert's enqueueing, or of its marking as
+    sent (after the server took it): the pass fails, the alert is not lost, and once the store
+    is back it is delivered — a resend, if any, with the same Message-ID."""
+    with running_sink() as sink:
+        node = nodes(email_toml(sink.port), retry_for="1d")
+        d = node.dispatcher()
+        await d.run_once(at(timedelta(0)))
+        event = gone(evidence=failing)
+        node.record(event, at(timedelta(seconds=10)))
+        store = node.vault.store
+        put = store.put
+
+        def vanishing_put(key: str, data: bytes) -> None:
+            if key.startswith("journal/") and f'"type":"{failing}"'.encode() in data:
+                raise StoreError("the store went away")
+            put(key, data)
+
+        store.put = vanishing_put
+        with pytest.raises(StoreError):
+            await d.run_once(at(timedelta(minutes=1)))
+        store.put = put
+        for hours in (1, 2, 3):
+            await d.run_once(at(timedelta(hours=hours)))
+        await d.aclose()
+        copies = 2 if failing == "alert_sent" else 1
+        assert sink.message_ids() == [f"<{event.id}@node.example.edu>"] * copies
+        assert [r.state for r in node.catalog.outbox.rows()] == ["sent"]
+        assert alert_metrics(node.catalog)["seedvault_alerts_dead_lettered_total"] == 0
 
 
 async def test_smtp_down_then_up_delivers_every_alert_once(nodes: Any) -> None:
