@@ -324,6 +324,7 @@ class FakeHub:
         self._faults: list[_Fault] = []
         self._drops: dict[str, list[int]] = {}
         self._corrupt: set[str] = set()
+        self._grown: dict[str, bytes] = {}
         self._cdn_objects: dict[str, tuple[str, FakeFile]] = {}
         self._runners: list[web.AppRunner] = []
 
@@ -404,9 +405,13 @@ class FakeHub:
         """The next ``times`` bodies of ``path`` (any repo, origin or CDN) stop after ``nbytes``."""
         self._drops.setdefault(path, []).extend([nbytes] * times)
 
-    def corrupt(self, path: str) -> None:
-        """Serve ``path`` (any repo) with its first byte flipped, same length."""
-        self._corrupt.add(path)
+    def corrupt(self, path: str, *, append: bytes = b"") -> None:
+        """Serve ``path`` (any repo) with its first byte flipped, same length — or, with
+        ``append``, its true bytes followed by those (a longer file than the Hub lists)."""
+        if append:
+            self._grown[path] = append
+        else:
+            self._corrupt.add(path)
 
     # -- request log ----------------------------------------------------------------------------
 
@@ -427,6 +432,7 @@ class FakeHub:
         self._faults.clear()
         self._drops.clear()
         self._corrupt.clear()
+        self._grown.clear()
 
     def api_calls(self) -> list[LoggedRequest]:
         return [r for r in self.requests if r.server == "hub" and r.path.startswith("/api/")]
@@ -713,6 +719,7 @@ class FakeHub:
         data = f.data
         if path in self._corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:] if data else b"\0"
+        data += self._grown.get(path, b"")
         status, start = 200, 0
         range_header = request.headers.get("Range", "")
         if range_header.startswith("bytes=") and self.honour_range:

@@ -115,6 +115,28 @@ async def test_chunked_answers_are_captured_and_resumed(fake_hub: FakeHub, node:
 
 
 @pytest.mark.parametrize("path", ["model.safetensors", "config.json"])
+async def test_a_longer_download_than_listed_is_rejected(
+    fake_hub: FakeHub, node: Node, path: str
+) -> None:
+    """The true bytes with more after them (the hashes of a prefix cannot match the listing's
+    size): verification_failed naming the size, nothing committed."""
+    repo = fake_hub.create_repo("org/m")
+    repo.commit({"config.json": b'{"a": 1}', "model.safetensors": WEIGHTS})
+    served = repo.files()[path]
+    fake_hub.corrupt(path, append=b"trailing bytes")
+
+    result = await poll(node, fake_hub, "org/m")
+
+    assert [o.status for o in result.outcomes] == ["verification_failed"]
+    (event,) = node.events("verification_failed")
+    assert event["subject"]["path"] == path
+    assert event["before"]["size"] == served.size
+    assert str(served.size + len(b"trailing bytes")) in event["payload"]["detail"]
+    assert node.snapshot_ids() == set()
+    assert verify(node.vault).ok
+
+
+@pytest.mark.parametrize("path", ["model.safetensors", "config.json"])
 async def test_wrong_bytes_are_rejected(fake_hub: FakeHub, node: Node, path: str) -> None:
     """Bytes that do not match the Hub's hashes: verification_failed, nothing stored as valid."""
     repo = fake_hub.create_repo("org/m")
