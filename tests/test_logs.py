@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -18,8 +19,12 @@ HF = "hf_" + "Zx4" * 8
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def fail_with_secrets() -> None:
@@ -49,3 +54,24 @@ def test_a_logged_exception_is_masked_and_still_shows_its_traceback(as_json: boo
         assert first["event"] == "job_failed"
         assert "Bearer ***" in first["exception"]
         assert second["api_key"] == "***"
+
+
+def test_libraries_stdlib_logging_comes_out_as_the_same_json_lines_masked() -> None:
+    """apscheduler's "skipped" warning (and any library's stdlib logging) is one JSON line on
+    the same stream, not plain text on stderr; INFO chatter is dropped; secrets are masked."""
+    out = io.StringIO()
+    setup_logging(stream=out, json=True)
+    setup_logging(stream=out, json=True)  # set up twice (reload): still one line per record
+    scheduler = logging.getLogger("apscheduler.executors.default")
+    scheduler.warning("Execution of job %r skipped: maximum number of running instances", "w")
+    logging.getLogger("aiohttp.access").info("GET / 200")
+    logging.getLogger("aiohttp.server").error("failed with Authorization: Bearer %s", BEARER)
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["logger"], r["level"]) for r in lines] == [
+        ("apscheduler.executors.default", "warning"),
+        ("aiohttp.server", "error"),
+    ]
+    assert "skipped: maximum number of running instances" in lines[0]["event"]
+    assert lines[1]["event"] == "failed with Authorization: Bearer ***"
+    assert all("timestamp" in r for r in lines)

@@ -46,15 +46,29 @@ def setup_logging(
         if as_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    stamped: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,  # after the traceback is text: an exception's message is masked too
+    ]
+    # Libraries' own stdlib logging (apscheduler's "job skipped", aiohttp's errors) comes out
+    # as the same lines on the same stream, masked too; their chatter below WARNING is dropped.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *stamped],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_seedvault", False)]:
+        root.removeHandler(old)
+    handler._seedvault = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact,  # after the traceback is text: an exception's message is masked too
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *stamped, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
