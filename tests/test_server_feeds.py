@@ -71,3 +71,59 @@ async def test_feeds_can_be_disabled(tmp_path: Path) -> None:
                     assert resp.status == 404
     finally:
         node.close()
+
+
+async def test_the_feeds_home_page_answers(tmp_path: Path) -> None:
+    """The feeds' home page link (``<public_url>/``) is a small JSON index of the node: the
+    Hub endpoint, the /v1 API, the feeds; every URL in it answers 200."""
+    node = open_node(Vault.open(FsStore(tmp_path / "vault")), tmp_path / "catalog.sqlite")
+    _events(node)
+    try:
+        async with running(node) as base, aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/feeds/alerts.json") as resp:
+                home = json.loads(await resp.read())["home_page_url"]
+            async with http.get(f"{base}/feeds/alerts.atom") as resp:
+                atom = feedparser.parse(await resp.read())
+            async with http.get(home) as resp:
+                assert resp.status == 200
+                index = json.loads(await resp.read())
+            links = [
+                *index["api"].values(),
+                *index["feeds"].values(),
+                *index["health"].values(),
+            ]
+            statuses = []
+            for link in links:
+                async with http.get(link) as resp:
+                    statuses.append(resp.status)
+    finally:
+        node.close()
+    assert home == f"{base}/"
+    assert atom.feed.link == home
+    assert index["hub"]["endpoint"] == base
+    assert index["api"]["openapi"] == f"{base}/v1/openapi.json"
+    assert index["feeds"] == {
+        "atom": f"{base}/feeds/alerts.atom",
+        "json": f"{base}/feeds/alerts.json",
+    }
+    assert statuses == [200] * len(links)
+
+
+async def test_a_feed_source_pasted_unencoded_is_refused(tmp_path: Path) -> None:
+    """A ``source=`` key whose ``%`` was not encoded again matches nothing: 400 with the hint;
+    the same key encoded gives the (empty) feed."""
+    node = open_node(Vault.open(FsStore(tmp_path / "vault")), tmp_path / "catalog.sqlite")
+    _events(node)
+    key = "dir/host/%2Fsrv%2Fckpt"
+    try:
+        async with running(node) as base, aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/feeds/alerts.json?source={key}") as resp:
+                pasted = resp.status, await resp.text()
+            encoded = key.replace("%", "%25")
+            async with http.get(f"{base}/feeds/alerts.json?source={encoded}") as resp:
+                fine = resp.status, json.loads(await resp.read())["items"]
+    finally:
+        node.close()
+    assert pasted[0] == 400
+    assert "%25" in pasted[1]
+    assert fine == (200, [])

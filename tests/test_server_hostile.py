@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import types
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -299,7 +298,11 @@ async def test_damaged_chunk_aborts_the_download_and_is_journaled(
     assert all(r["detected_by"] == "server" for r in failed)
     events = node.catalog.events(type="fixity_failed").events
     assert len(events) == 2
-    assert json.dumps(events)  # recorded as v1 events, for the alerts
+    # v1 events for the alerts: urgent, one per damaged file, the file's BLAKE3 as evidence
+    assert {(e["severity"], e["evidence"]) for e in events} == {
+        ("urgent", _blake3(repo, node, "big.bin")),
+        ("urgent", _blake3(repo, node, "first.bin")),
+    }
 
 
 async def read_until_error(
@@ -322,3 +325,22 @@ def cached_files(cache: Path, name: str) -> list[Path]:
 def _blake3(repo: ArchivedRepo, node: Node, path: str) -> str:
     manifest = node.vault.snapshot(repo.snapshot)
     return next(f.blake3 for f in manifest.files if f.path == path)
+
+
+async def test_damaged_plain_file_fails_already_on_head(tmp_path: Path) -> None:
+    """A plain git file (not LFS) is named by the git blob id of its content, so damage in it
+    is a 500 already on HEAD (what ``hf_hub_download`` turns into LocalEntryNotFoundError
+    after its retries, as docs/api.md says), with the node's reason in ``X-Error-Message``."""
+    node = open_node(Vault.open(FsStore(tmp_path / "vault", fsync=False)), tmp_path / "c.sqlite")
+    repo = archive_repo(node, "org/model", {"config.json": b'{"a": 1}' * 500})
+    try:
+        _damage_chunk(node, repo, "config.json", 0)
+        async with running(node) as url, aiohttp.ClientSession() as session:
+            target = f"{url}/org/model/resolve/main/config.json"
+            response = await session.head(target)
+            status, reason = response.status, response.headers.get("X-Error-Message")
+            response.release()
+    finally:
+        node.close()
+    assert status == 500
+    assert reason == "this file is damaged in the archive"

@@ -451,6 +451,32 @@ class Catalog:
             )
         return [SnapshotRow(*row) for row in rows]
 
+    def snapshot_page(
+        self, source_key: str | None, limit: int, after: tuple[str, int] | None = None
+    ) -> list[tuple[tuple[str, int], SnapshotRow]]:
+        """Up to ``limit`` snapshots in the order of :meth:`snapshots`, each with its position.
+
+        A position is the row's whole sort key, ``(captured_at, rowid)``: the rowid breaks ties
+        between snapshots captured in the same second (a later insert lists first). ``after``
+        is the position of the last row of the previous page; the page starts strictly after
+        it, so a page boundary inside a tie neither repeats nor skips a row.
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if source_key is not None:
+            where.append("source_key = ?")
+            args.append(source_key)
+        if after is not None:
+            where.append("(captured_at < ? OR (captured_at = ? AND rowid < ?))")
+            args += [after[0], after[0], after[1]]
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._run(
+            f"SELECT captured_at, rowid, {self._COLS} FROM snapshots {clause}"
+            "ORDER BY captured_at DESC, rowid DESC LIMIT ?",
+            (*args, max(limit, 0)),
+        )
+        return [((str(r[0]), int(r[1])), SnapshotRow(*r[2:])) for r in rows]
+
     def snapshot_row(self, snapshot_id: str) -> SnapshotRow | None:
         rows = self._run(f"SELECT {self._COLS} FROM snapshots WHERE id = ?", (snapshot_id,))
         return SnapshotRow(*rows[0]) if rows else None

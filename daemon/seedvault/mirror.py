@@ -292,6 +292,8 @@ class _Poll:
         self.events: list[Event] = []
         self.outcomes: list[RevisionOutcome] = []
         self.failure: tuple[str, SeedvaultError] | None = None
+        self.ref_names: dict[str, str] = {}
+        """Watched bare names as the Hub's refs list them (``refs/heads/…`` or ``refs/tags/…``)."""
         self.blocked: str | None = None
         self.log = log.bind(source=self.key)
 
@@ -344,6 +346,10 @@ class _Poll:
                 continue
             if refs is not None:
                 heads[revision] = refs.branches.get(revision) or refs.tags.get(revision)
+                if revision in refs.branches:
+                    self.ref_names[revision] = f"refs/heads/{revision}"
+                elif revision in refs.tags:
+                    self.ref_names[revision] = f"refs/tags/{revision}"
                 if heads[revision] is not None or not revision.startswith("refs/"):
                     continue
             try:  # no refs, or a hidden ref (refs/pr/1) that refs does not list
@@ -424,6 +430,9 @@ class _Poll:
             self._announcing()[revision] = head
             await asyncio.to_thread(self.state.save, self.vault, self.catalog)
             upstream = dict(observation.upstream)
+            full_ref = revision if revision.startswith("refs/") else self.ref_names.get(revision)
+            if full_ref:
+                upstream["ref"] = full_ref  # a branch or a tag: the Hub's refs say which
             card = json_safe(info.card_data)
             if card:
                 upstream["cardData"] = card

@@ -43,6 +43,14 @@ _BLAKE3_RE = re.compile(r"[0-9a-f]{64}")
 _EVENT_TYPE_RE = re.compile(r"[a-z][a-z_]{0,63}")
 _SINCE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?Z?)?")
 _SOURCE_RE = re.compile(r"[!-~]+")  # source keys are printable ASCII (others are %XX)
+_KEY_SEGMENT = r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})(?:[A-Za-z0-9._-]|%[0-9A-F]{2})*"
+_KEY_RE = re.compile(rf"{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*")
+"""What ``manifest.key_segment`` produces, segments joined by ``/``: every source key."""
+SOURCE_ENCODING_HINT = (
+    "is not a source key: keys hold %XX, so in a URL each % must be encoded again as %25 "
+    "(hf/127.0.0.1%3A8470/… is sent as hf/127.0.0.1%253A8470/…, %2F as %252F); "
+    "GET /v1/sources lists the keys"
+)
 _TEXT_MAX = {"source": 1024, "provider": 200, "model": 200}
 
 
@@ -99,6 +107,22 @@ def _text(request: web.Request, name: str) -> str | None:
     if name == "source" and value is not None and not _SOURCE_RE.fullmatch(value):
         raise ApiError(400, "bad_request", "source is a source key as /v1/sources lists it")
     return value
+
+
+def is_source_key(value: str) -> bool:
+    """Whether ``value`` has the shape of a source key (``hf/huggingface.co/model/org/name``).
+
+    A key pasted into a URL without encoding its ``%`` again arrives decoded (``%3A`` as
+    ``:``, ``%2F`` as ``/``, so ``//``): never a key's shape.
+    """
+    return _KEY_RE.fullmatch(value) is not None
+
+
+def _refuse_mangled_source(source: str | None, found_nothing: bool) -> None:
+    """400 for a ``source=`` that matched nothing and cannot be a source key (the hint says
+    how to encode one); a well-formed key that matches nothing is an empty list as before."""
+    if source is not None and found_nothing and not is_source_key(source):
+        raise ApiError(400, "bad_request", f"source {source!r} {SOURCE_ENCODING_HINT}")
 
 
 def _limit(request: web.Request) -> int:
@@ -167,18 +191,22 @@ async def snapshots(request: web.Request) -> web.Response:
     limit = _limit(request)
     bound = {"source": source or ""}
     position = _cursor(state, request, "snapshots", bound)
-    rows = await state.run(state.node.catalog.snapshots, source)
-    if position is not None:
-        at, last = position.get("at"), position.get("id")
-        if not isinstance(at, str) or not isinstance(last, str):
+    after: tuple[str, int] | None = None
+    if position is not None:  # the last row's whole sort key: (captured_at, rowid)
+        at, rowid = position.get("at"), position.get("n")
+        if not isinstance(at, str) or type(rowid) is not int:
             raise ApiError(400, "bad_request", "cursor belongs to another listing")
-        rows = [r for r in rows if r.captured_at < at or (r.captured_at == at and r.id > last)]
+        after = (at, rowid)
+    rows = await state.run(state.node.catalog.snapshot_page, source, limit + 1, after)
+    if position is None:
+        _refuse_mangled_source(source, not rows)
     page = rows[:limit]
-    body: dict[str, Any] = {"snapshots": [r.to_json() for r in page]}
+    body: dict[str, Any] = {"snapshots": [row.to_json() for _, row in page]}
     headers: dict[str, str] = {}
     if len(rows) > limit:
+        (at, rowid), _ = page[-1]
         body["next_cursor"], headers = _page(
-            state, request, "snapshots", bound, {"at": page[-1].captured_at, "id": page[-1].id}
+            state, request, "snapshots", bound, {"at": at, "n": rowid}
         )
     return web.json_response(body, headers=headers)
 
@@ -281,6 +309,8 @@ async def events(request: web.Request) -> web.Response:
         )
     except UsageError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
+    if position is None:
+        _refuse_mangled_source(source, not page.events)
     body: dict[str, Any] = {"events": page.events}
     headers: dict[str, str] = {}
     if page.next_cursor is not None:

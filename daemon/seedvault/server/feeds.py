@@ -2,7 +2,9 @@
 
 Thin handlers around :mod:`seedvault.notify.feed`: the events come from the catalog (in a
 worker thread), filtered by ``?source=`` (a source key) and ``?model=`` (a model or a hub repo
-``org/name``); both answer 404 when ``[alerts.feed] enabled = false``.
+``org/name``); both answer 404 when ``[alerts.feed] enabled = false``. A ``source=`` that
+matches nothing and cannot be a source key (a key put in the URL without encoding its ``%``
+again) is a plain-text 400 saying so, rather than a feed that stays empty forever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from seedvault.notify.feed import (
     atom_feed,
     json_feed,
 )
+from seedvault.server.api import SOURCE_ENCODING_HINT, is_source_key
 from seedvault.server.state import STATE
 
 MAX_FILTER_CHARS = 512
@@ -39,6 +42,8 @@ async def _feed(request: web.Request, render: str) -> web.Response:
     events = await state.run(
         lambda: catalog.recent_events(source=source, model=model, limit=FEED_ENTRIES)
     )
+    if source is not None and not events and not is_source_key(source):
+        raise web.HTTPBadRequest(text=f"source {source!r} {SOURCE_ENCODING_HINT}\n")
     public_url = state.public_url
     if render == "atom":
         body = atom_feed(events, public_url=public_url, source=source, model=model)

@@ -8,7 +8,8 @@ under ``/datasets``), all answered from archived snapshots:
   LFS data), ``private``/``gated``/``disabled`` false, ``lastModified``;
 * ``GET /api/{T}/{org}/{name}/tree/{rev}[/{path}]`` — listing (``?recursive=true``) in pages of
   :data:`TREE_PAGE_ENTRIES`, the next page in an ABSOLUTE ``Link`` from ``[server] public_url``;
-* ``GET /api/{T}/{org}/{name}/refs`` — archived branches and tags (for federation);
+* ``GET /api/{T}/{org}/{name}/refs`` — archived branches and tags (for federation): see
+  :func:`ref_entry` for how an archived revision is listed;
 * ``HEAD``/``GET /[datasets/]{org}/{name}/resolve/{rev}/{path}`` — the file: ``X-Repo-Commit``,
   the Hub's ``ETag``, the true ``Content-Length`` also on HEAD, ``Accept-Ranges``, ``206``;
 * ``/api/{T}/…/xet-read-token/…`` — always 404: no Xet signal is ever sent, so the client
@@ -26,6 +27,7 @@ and every answer about a snapshot carries ``X-HF-Warning`` naming the archived s
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -118,7 +120,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if rest[0] == "tree" and len(rest) >= 2:
         return await tree(request, state, hub, rest[1], "/".join(rest[2:]))
     if rest == ["refs"]:
-        return await refs(state, hub)
+        return await refs(request, state, hub)
     return _not_found()  # includes xet-read-token: this node never speaks Xet
 
 
@@ -278,20 +280,55 @@ async def tree(
     return web.json_response(body, headers=headers)
 
 
-async def refs(state: ServerState, hub: HubPath) -> web.Response:
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_REF_GROUPS = {"refs/heads/": "branches", "refs/tags/": "tags", "refs/convert/": "converts"}
+_PR_REF_RE = re.compile(r"refs/pr/[1-9][0-9]{0,9}")
+
+
+def ref_entry(revision: str) -> tuple[str, str, str] | None:
+    """(group, name, full ref) under which the Hub's ``refs`` lists an archived revision.
+
+    A 40-hex revision is a commit pinned by a watch, not a ref: None. A full ref name keeps
+    its kind (``refs/tags/v1`` → a tag ``v1``; ``refs/pr/1`` → a pull request; other
+    ``refs/…`` namespaces: None). A bare name (``main``, ``v1.0``) arrives here as the full
+    ref its snapshot recorded from the Hub's refs (:meth:`Repos.refs`); one captured before
+    captures recorded that is listed as a branch.
+    """
+    if _SHA_RE.fullmatch(revision):
+        return None
+    if _PR_REF_RE.fullmatch(revision):
+        return "pullRequests", revision, revision
+    for prefix, group in _REF_GROUPS.items():
+        if revision.startswith(prefix):
+            name = revision[len(prefix) :]
+            return (group, name, revision) if name else None
+    if revision.startswith("refs/"):
+        return None
+    return "branches", revision, f"refs/heads/{revision}"
+
+
+async def refs(request: web.Request, state: ServerState, hub: HubPath) -> web.Response:
+    """The archived refs as the Hub lists them; ``pullRequests`` with ``?include_prs=1``."""
     try:
         found = await state.run(state.repos.refs, hub.repo_type, hub.repo_id)
     except RepoNotFound:
         return hub_error(404, "RepoNotFound", f"{hub.repo_type} {hub.repo_id} is not archived here")
-    branches = [
-        {
-            "name": rev,
-            "ref": rev if rev.startswith("refs/") else f"refs/heads/{rev}",
-            "targetCommit": c,
-        }
-        for rev, c in sorted(found)
-    ]
-    return web.json_response({"branches": branches, "tags": [], "converts": []})
+    newest: dict[tuple[str, str], tuple[str, str, str]] = {}  # (group, name) → (updated, …)
+    for revision, commit, updated in found:
+        entry = ref_entry(revision)
+        if entry is None:
+            continue
+        group, name, ref = entry
+        known = newest.get((group, name))
+        if known is None or updated > known[0]:  # ``main`` and ``refs/heads/main``: newest
+            newest[(group, name)] = (updated, ref, commit)
+    body: dict[str, list[dict[str, str]]] = {"branches": [], "tags": [], "converts": []}
+    if request.query.get("include_prs", "").lower() in ("1", "true"):
+        body["pullRequests"] = []
+    for (group, name), (_, ref, commit) in sorted(newest.items()):
+        if group in body:
+            body[group].append({"name": name, "ref": ref, "targetCommit": commit})
+    return web.json_response(body)
 
 
 async def resolve_file(

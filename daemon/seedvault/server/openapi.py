@@ -58,7 +58,10 @@ _LIMIT = _query(
 )
 _SOURCE = _query(
     "source",
-    "a source key, e.g. `hf/huggingface.co/model/org/name` (ASCII: other characters are %XX)",
+    "a source key as `/v1/sources` lists it, e.g. `hf/huggingface.co/model/org/name`. Keys "
+    "hold `%XX` (every `dir/…` key, the `hf/…` keys of a hub on a port): in a URL each `%` is "
+    "encoded again (`%2F` → `%252F`). A value that cannot be a key (a key sent unencoded) "
+    "and matches nothing is a 400",
     {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[!-~]+$"},
 )
 _UNAVAILABLE = _error("the vault or the catalog is unreachable")

@@ -1,5 +1,6 @@
 """Operations endpoints: ``/healthz`` (the process answers), ``/readyz`` (it can serve) and
-``/metrics`` (Prometheus text format).
+``/metrics`` (Prometheus text format); and ``/``, a small JSON index of what the node serves
+(the feeds' home page link points there).
 
 ``/readyz`` reads the vault's format marker through the store and runs a catalog query, each
 in a worker thread with a time limit; 503 names what is not reachable (an fs vault directory
@@ -45,6 +46,33 @@ class Ops:
 OPS = web.AppKey("seedvault_ops", Ops)
 
 
+async def index(request: web.Request) -> web.Response:
+    """``/``: where the Hub API, the /v1 API, the feeds and the docs are (absolute URLs)."""
+    state = request.app[STATE]
+    body: dict[str, object] = {
+        "service": "seedvault",
+        "about": "an archive of AI models: every snapshot it holds, read-only",
+        "hub": {
+            "endpoint": state.link(""),
+            "usage": f"HF_ENDPOINT={state.link('')} hf download org/name",
+        },
+        "api": {
+            "openapi": state.link("/v1/openapi.json"),
+            "sources": state.link("/v1/sources"),
+            "snapshots": state.link("/v1/snapshots"),
+            "events": state.link("/v1/events"),
+        },
+        "docs": "docs/researcher-guide.md and docs/api.md in the seedvault source",
+        "health": {"healthz": state.link("/healthz"), "readyz": state.link("/readyz")},
+    }
+    if state.node.config.alerts.feed.enabled:
+        body["feeds"] = {
+            "atom": state.link("/feeds/alerts.atom"),
+            "json": state.link("/feeds/alerts.json"),
+        }
+    return web.json_response(body)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -80,6 +108,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, ops: Ops | None = None) -> None:
     app[OPS] = ops or Ops()
+    app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

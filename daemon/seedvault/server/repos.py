@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from seedvault.app import Node
-from seedvault.errors import NotInVault, UsageError
+from seedvault.errors import IntegrityError, NotInVault, UsageError
 from seedvault.manifest import FileEntry, Manifest, unkey_segment
 from seedvault.server.hubfiles import (
     HubFile,
@@ -190,16 +190,33 @@ class Repos:
             keys.insert(0, preferred)
         return keys
 
-    def refs(self, repo_type: str, repo_id: str) -> list[tuple[str, str]]:
-        """(revision, commit) of every archived ref of the repo's first source."""
+    def refs(self, repo_type: str, repo_id: str) -> list[tuple[str, str, str]]:
+        """(revision, commit, updated) of every archived ref of the repo's first source.
+
+        A revision is the name the watch asked for — a bare branch or tag name, a full ref
+        (``refs/tags/v1``, ``refs/pr/1``) or a 40-hex commit — except that a bare name whose
+        snapshot recorded the Hub's full ref (``upstream.ref``, captures since 2026-11-28) is
+        given as that full ref, so a tag watched as ``v1.0`` is known as ``refs/tags/v1.0``.
+        """
         keys = self.candidates(repo_type, repo_id)
         if not keys:
             raise RepoNotFound(f"{repo_type} {repo_id} is not archived on this node")
-        return [
-            (rev, commit or snap[:40])
-            for key, rev, snap, commit, _ in self._node.catalog.refs()
-            if key == keys[0]
-        ]
+        found = []
+        for key, rev, snap, commit, updated in self._node.catalog.refs():
+            if key != keys[0]:
+                continue
+            if not rev.startswith("refs/"):
+                try:
+                    recorded = self.manifest(snap).upstream.get("ref")
+                except (NotInVault, IntegrityError):
+                    recorded = None
+                if isinstance(recorded, str) and recorded in (
+                    f"refs/heads/{rev}",
+                    f"refs/tags/{rev}",
+                ):
+                    rev = recorded
+            found.append((rev, commit or snap[:40], updated))
+        return found
 
     # ------------------------------------------------------------------ snapshots
 
