@@ -549,15 +549,7 @@ class _Poll:
             self.key, revision, archived.snapshot, True, manifest.parent, manifest, 0, 0, 0, 0.0
         )
         await asyncio.to_thread(
-            self.vault.journal,
-            "capture",
-            source=self.key,
-            revision=revision,
-            snapshot=archived.snapshot,
-            **({"parent": manifest.parent} if manifest.parent else {}),
-            files=len(manifest.files),
-            bytes=manifest.total_bytes,
-            recovered=True,
+            self.vault.journal_capture, archived.snapshot, manifest, recovered=True
         )
         await self._captured(revision, result, old, ancestor)
         self._announcing().pop(revision, None)

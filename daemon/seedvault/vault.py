@@ -452,15 +452,7 @@ class Vault:
             except PreconditionFailed:
                 time.sleep(0.005 * attempt)
                 continue
-            self.journal(
-                "capture",
-                source=source_key,
-                revision=revision,
-                snapshot=snapshot_id,
-                **({"parent": parent} if parent else {}),
-                files=len(candidate.files),
-                bytes=candidate.total_bytes,
-            )
+            self.journal_capture(snapshot_id, candidate)
             return CommitResult(snapshot_id, True, parent, attempt)
         raise PreconditionFailed(f"{key}: lost {max_attempts} compare-and-swap races in a row")
 
@@ -488,6 +480,19 @@ class Vault:
         key = f"journal/{moment:%Y-%m-%d}/{moment:%Y%m%dT%H%M%S%fZ}-{cas.address(data)[:16]}"
         self.store.put(key, data)
         return key
+
+    def journal_capture(self, snapshot_id: str, manifest: Manifest, **extra: Any) -> str:
+        """Journal the ``capture`` record of snapshot ``snapshot_id`` (``manifest``)."""
+        return self.journal(
+            "capture",
+            source=manifest.source_key,
+            revision=manifest.revision,
+            snapshot=snapshot_id,
+            **({"parent": manifest.parent} if manifest.parent else {}),
+            files=len(manifest.files),
+            bytes=manifest.total_bytes,
+            **extra,
+        )
 
     def journal_records(self, after: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         """Journal records in time order, optionally only those after key ``after``."""
