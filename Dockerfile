@@ -25,7 +25,11 @@ WORKDIR /var/lib/seedvault
 VOLUME ["/var/lib/seedvault", "/etc/seedvault"]
 EXPOSE 8470
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+# The server binds only after the catalog has caught up with the vault, which after a crash on
+# a big vault can take minutes (the systemd unit allows TimeoutStartSec=15min): failed checks
+# during the start period do not count, and the first success ends it, so a long one costs
+# nothing on a quick start.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15m --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8470/healthz', timeout=4).status == 200 else 1)"]
 
 STOPSIGNAL SIGTERM

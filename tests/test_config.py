@@ -127,9 +127,87 @@ def test_vault_commands_need_no_watch_or_alert_secrets(tmp_path: Path) -> None:
         "password_env='SV_TEST_UNSET_PASSWORD'\n"
     )
     env = {"SV_TEST_UNSET_KEY": "", "SV_TEST_UNSET_PASSWORD": ""}
-    listed = run_cli(["ls", "--config", str(path)], cwd=tmp_path, env=env)
-    assert listed.returncode == 0, listed.stderr
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "a.txt").write_text("a")
+    for command in (["snapshot", f"dir:{tmp_path / 'model'}"], ["ls"]):
+        done = run_cli([*command, "--config", str(path)], cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
     for command in ("check-config", "run"):
         refused = run_cli([command, "--config", str(path)], cwd=tmp_path, env=env)
         assert refused.returncode == 2
         assert "SV_TEST_UNSET_KEY is not set" in refused.stderr + refused.stdout
+
+
+# Values that only `run` used to refuse (its alert dispatcher and server), and duplicate
+# watch ids that were accepted silently: refused when the config is loaded.
+REFUSED_AT_LOAD = [
+    (
+        '[[alerts.webhook]]\nurl = "http://127.0.0.1:9/h"\nevents = ["nonexistent_event"]\n',
+        "alerts.webhook[0].events[0]: unknown event type 'nonexistent_event'",
+    ),
+    (
+        '[[alerts.email]]\nto = ["l@example.org"]\nfrom = "n@example.org"\ndigest_at = "25:99"\n',
+        "alerts.email[0].digest_at: expected a UTC time",
+    ),
+    (
+        '[[alerts.email]]\nto = ["l@example.org"]\nfrom = "n@example.org"\nreminders = ["soon"]\n',
+        "alerts.email[0].reminders[0]: expected a duration",
+    ),
+    (
+        '[[alerts.webhook]]\nurl = "ftp://127.0.0.1/h"\n',
+        "alerts.webhook[0].url: expected an http(s) URL",
+    ),
+    (
+        '[[alerts.webhook]]\nurl = "http://127.0.0.1:9/h"\n'
+        '[[alerts.webhook]]\nurl = "http://127.0.0.1:9/h"\nformat = "slack"\n',
+        "alerts.webhook[1].url: the same destination as alerts.webhook[0]",
+    ),
+    ('[server]\nlisten = "localhost"\n', "server.listen: expected host:port, got 'localhost'"),
+    (
+        '[server]\nlisten = "127.0.0.1:99999"\n',
+        "server.listen: expected host:port, got '127.0.0.1:99999'",
+    ),
+    ('[server]\nlisten = ":18478"\n', "server.listen: expected host:port, got ':18478'"),
+    (
+        "[[watch.page]]\nid = 'p'\nprovider = 'openai'\nurl = 'http://127.0.0.1:9/a'\n"
+        "[[watch.page]]\nid = 'p'\nprovider = 'generic'\nurl = 'http://127.0.0.1:9/b'\n",
+        "watch.page[1].id: duplicate watch id 'p'",
+    ),
+    (
+        "[[watch.models_api]]\nid = 'o'\nflavor = 'openai'\nbase_url = 'http://127.0.0.1:9'\n"
+        "api_key_env = 'SV_TEST_KEY'\n"
+        "[[watch.models_api]]\nid = 'o'\nflavor = 'mistral'\nbase_url = 'http://127.0.0.1:9'\n"
+        "api_key_env = 'SV_TEST_KEY'\n",
+        "watch.models_api[1].id: duplicate watch id 'o'",
+    ),
+]
+REFUSED_IDS = [
+    "webhook-event",
+    "email-digest_at",
+    "email-reminders",
+    "webhook-url",
+    "webhook-twice",
+    "listen-no-port",
+    "listen-port-range",
+    "listen-no-host",
+    "page-duplicate-id",
+    "models_api-duplicate-id",
+]
+
+
+@pytest.mark.parametrize(("text", "message"), REFUSED_AT_LOAD, ids=REFUSED_IDS)
+def test_check_config_refuses_what_run_refuses(tmp_path: Path, text: str, message: str) -> None:
+    """load_config (so check-config and every command) refuses each: exit 2, one line naming
+    the key path, no traceback, nothing created."""
+    path = tmp_path / "node.toml"
+    path.write_text(text)
+    env = {"SV_TEST_KEY": "k"}
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env=env)
+    assert message in str(err.value)
+    for command in ("check-config", "serve", "ls"):
+        result = run_cli([command, "--config", str(path)], cwd=tmp_path, env=env, timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr == f"seedvault: error: {err.value}\n", command
+        assert result.stdout == ""
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["node.toml"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_cli
+from tests.test_config import REFUSED_AT_LOAD, REFUSED_IDS
 from tests.test_daemon_support import Daemons, free_port, write_config
 
 QUICKSTART = Path(__file__).parent.parent / "config" / "quickstart.toml"
@@ -38,6 +39,25 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path: Path, text: str, key:
     assert key in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "vault").exists()
+
+
+@pytest.mark.parametrize(("text", "message"), REFUSED_AT_LOAD, ids=REFUSED_IDS)
+def test_run_refuses_at_load_before_creating_anything(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Alert settings the dispatcher cannot use, a malformed [server] listen and duplicate
+    watch ids stop `run` before it opens anything: exit 2, one line naming the key path —
+    neither the vault nor the catalog is created, no service starts."""
+    config = tmp_path / "seedvault.toml"
+    config.write_text(text)
+    done = run_cli(["run", "--config", str(config)], tmp_path, env={"SV_TEST_KEY": "k"}, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    for started in ("daemon_stopping", "server_failed", "catalog_up_to_date", "server_started"):
+        assert started not in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seedvault.toml"]
 
 
 def test_unreadable_config_exits_2_naming_the_file(tmp_path: Path) -> None:

@@ -84,3 +84,43 @@ async def test_dockerfile_entrypoint_runs_a_healthy_node(tmp_path: Path) -> None
         assert await asyncio.to_thread(healthcheck) == 0, shlex.join(check)
         daemon.signal(stop_signal)
         assert await daemon.wait_exit() == 0
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    """``Key=value`` lines of a unit file (every value of a repeated key, in order)."""
+    out: dict[str, list[str]] = {}
+    for line in (ROOT / "systemd" / name).read_text().splitlines():
+        match = re.match(r"^([A-Za-z]+)=(.*)$", line)
+        if match:
+            out.setdefault(match.group(1), []).append(match.group(2).strip())
+    return out
+
+
+def test_units_share_one_user_and_state_directory() -> None:
+    """seedvault.service and seedvault-verify.service run as the same (dynamic) user with the
+    same state directory, mode and umask — two different dynamic users would re-chown
+    /var/lib/seedvault at every start of the other — and point at no uninstalled document."""
+    daemon, verify = unit_settings("seedvault.service"), unit_settings("seedvault-verify.service")
+    assert daemon["User"] == verify["User"] == ["seedvault"]
+    for key in ("DynamicUser", "Group", "StateDirectory", "StateDirectoryMode", "UMask"):
+        assert daemon.get(key) == verify.get(key), key
+        assert daemon.get(key), key
+    for settings in (daemon, verify):
+        assert not any(d.startswith("file:///opt/") for d in settings.get("Documentation", []))
+
+
+def _seconds(value: str) -> int:
+    units = {"s": 1, "min": 60, "m": 60, "h": 3600}
+    match = re.fullmatch(r"(\d+)(s|min|m|h)", value)
+    assert match, value
+    return int(match.group(1)) * units[match.group(2)]
+
+
+def test_healthcheck_start_period_covers_the_catch_up() -> None:
+    """The container's HEALTHCHECK start period is as long as the systemd unit's start timeout:
+    the server binds only after the catalog caught up with the vault."""
+    health = instruction((ROOT / "Dockerfile").read_text(), "HEALTHCHECK")
+    start_period = re.search(r"--start-period=(\S+)", health)
+    assert start_period
+    (timeout,) = unit_settings("seedvault.service")["TimeoutStartSec"]
+    assert _seconds(start_period.group(1)) >= _seconds(timeout)

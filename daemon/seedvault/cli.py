@@ -38,9 +38,10 @@ sources:
   hf-dataset:org/name[@rev] a Hugging Face dataset repo
   a source key              as `seedvault ls` prints it, optionally with @rev
 
-config: --config PATH, else ./seedvault.toml when present, else built-in defaults
-(fs vault in ./vault, catalog ./seedvault-catalog.sqlite). Exit status: 0 ok,
-1 a problem was found (damage, failed capture), 2 bad usage or config.
+config: --config PATH (before or after COMMAND), else ./seedvault.toml when present, else
+built-in defaults (fs vault in ./vault, catalog ./seedvault-catalog.sqlite). Exit status:
+0 ok, 1 a problem was found (damage, failed capture, server cannot bind), 2 bad usage or
+config (also: no vault there, an unknown snapshot or a source with nothing archived).
 """
 
 
@@ -55,6 +56,12 @@ def _config(args: argparse.Namespace, *, secrets: bool = False) -> Config:
 
 def _is_snapshot_id(text: str) -> bool:
     return 8 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def _check_target(cfg: Config, target: str) -> None:
+    """A malformed SNAPSHOT or SOURCE[@rev] argument is a usage error before anything opens."""
+    if not _is_snapshot_id(target):
+        parse_spec(target, hub_endpoint=cfg.hub.endpoint)
 
 
 def _resolve(node: Node, target: str) -> str:
@@ -139,11 +146,12 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    with Node.open(_config(args)) as node:
-        key = None
-        if args.source:
-            key = parse_spec(args.source, hub_endpoint=node.config.hub.endpoint).key
+    cfg = _config(args)
+    key = parse_spec(args.source, hub_endpoint=cfg.hub.endpoint).key if args.source else None
+    with Node.open(cfg, create=False) as node:
         rows = node.catalog.snapshots(key)
+    if key is not None and not rows:  # as `show` and `export` report an unknown source
+        raise UsageError(f"nothing archived for {key}")
     if args.json:
         for row in rows:
             print(json.dumps(row.to_json(), sort_keys=True))
@@ -156,7 +164,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with Node.open(_config(args)) as node:
+    cfg = _config(args)
+    _check_target(cfg, args.target)
+    with Node.open(cfg, create=False) as node:
         sid = _resolve(node, args.target)
         data = node.vault.snapshot_bytes(sid)
         manifest = node.vault.snapshot(sid)
@@ -182,7 +192,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from seedvault.export import export_hf_cache, export_plain  # loads the server's modules
 
-    with Node.open(_config(args)) as node:
+    for path in (Path(args.to), *Path(args.to).absolute().parents):
+        if path.exists():  # the nearest existing folder of DIR (DIR itself, if it exists)
+            if not path.is_dir():
+                raise UsageError(f"--to {args.to}: {path} exists and is not a directory")
+            break
+    cfg = _config(args)
+    _check_target(cfg, args.target)
+    with Node.open(cfg, create=False) as node:
         sid = _resolve(node, args.target)
         manifest = node.vault.snapshot(sid)
         show = TerminalProgress.maybe("export")
@@ -220,7 +237,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _config(args, secrets=True)
     setup_logging(level=args.log_level, stream=sys.stdout)
     with Node.open(cfg) as node:
-        return run_server(node)
+        try:
+            return run_server(node)
+        except OSError as exc:  # the address is in use or not ours: as `run` reports it
+            log.error("server_failed", error=str(exc), listen=cfg.server.listen)
+            reason = exc.strerror or str(exc)
+            print(
+                f"seedvault: error: cannot listen on {cfg.server.listen}: {reason}", file=sys.stderr
+            )
+            return 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -249,11 +274,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    grace_text = cfg.daemon.gc_grace if args.grace is None else args.grace
     try:
-        grace = parse_duration(args.grace)
+        grace = parse_duration(grace_text)
     except ValueError as exc:
         raise UsageError(f"--grace: {exc}") from None
-    with Node.open(_config(args), create=False) as node:
+    with Node.open(cfg, create=False) as node:
 
         def waiting(n: int) -> None:
             print(f"waiting for {n} running capture(s) to finish…", file=sys.stderr)
@@ -264,7 +291,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         f"live: {report.live_snapshots} snapshots, {report.live_files} files, "
         f"{report.live_chunks} chunks; {verb} {len(report.garbage)} objects "
         f"({human_bytes(report.garbage_bytes)}); {report.too_young} unreferenced objects "
-        f"younger than {args.grace} kept"
+        f"younger than {grace_text} kept"
     )
     return 0
 
@@ -353,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"seedvault {__version__}")
+    parser.add_argument(
+        "--config",
+        dest="global_config",
+        metavar="PATH",
+        help="config file (TOML); also accepted after the command",
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="config file (TOML)")
     common.add_argument(
@@ -395,7 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("gc", cmd_gc, "remove unreferenced objects (dry run unless --delete)")
     p.add_argument("--delete", action="store_true", help="really delete")
-    p.add_argument("--grace", default="24h", help="keep objects younger than this (default 24h)")
+    p.add_argument(
+        "--grace",
+        metavar="DURATION",
+        help="keep unreferenced objects younger than this (default: [daemon] gc_grace, 24h)",
+    )
     add("reindex", cmd_reindex, "rebuild the catalog from the vault")
     add(
         "run",
@@ -475,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None:  # `seedvault --config PATH ls` (after wins)
+        args.config = args.global_config
     setup_logging(level=args.log_level)
     try:
         code: int = args.func(args)

@@ -2,7 +2,9 @@
 
 Every key of ``config/seedvault.example.toml`` is a field below with its default and help text
 (``metadata["help"]``). Unknown keys, wrong types and bad durations are :class:`ConfigError`
-naming the key path (``watch.hf[2].every: expected a duration like "6h", got "often"``).
+naming the key path (``watch.hf[2].every: expected a duration like "6h", got "often"``), and so
+is everything ``run`` would refuse at start (``server.listen``, alert event types, digest times
+and lead times, duplicate watch ids), so every command agrees with ``run`` about a file.
 Secrets are never in the file: only the *name* of the environment variable that holds them.
 Relative paths resolve against the config file's directory.
 """
@@ -332,6 +334,7 @@ def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
             raise ConfigError(
                 f"alerts.webhook[{i}].secret_env: environment variable {name} is not set"
             )
+    parse_listen(cfg.server.listen)
     seen: set[str] = set()
     for i, h in enumerate(cfg.watch.hf):
         if "/" not in h.repo or h.repo.startswith("/") or h.repo.endswith("/"):
@@ -340,8 +343,56 @@ def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
         if wid in seen:
             raise ConfigError(f"watch.hf[{i}].id: duplicate watch id {wid!r}")
         seen.add(wid)
+    _unique_ids("watch.models_api", [w.id for w in cfg.watch.models_api])
+    _unique_ids("watch.page", [w.id for w in cfg.watch.page])
     _check_probes(cfg)
+    _check_alerts(cfg)
     return cfg
+
+
+def _unique_ids(where: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i, wid in enumerate(ids):
+        if wid in seen:
+            raise ConfigError(f"{where}[{i}].id: duplicate watch id {wid!r}")
+        seen.add(wid)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``[server] listen`` (``host:port``, ``[::1]:8470`` for IPv6) → (host, port).
+
+    Raises:
+        ConfigError: not a host and a port in 1–65535, naming ``server.listen``.
+    """
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"server.listen: expected host:port, got {listen!r}")
+    return host, int(port)
+
+
+def _check_alerts(cfg: Config) -> None:
+    """What the alert dispatcher would refuse at start: event types, ``digest_at``, lead
+    times, URLs, two destinations with the same recipients or URL — checked here (by the
+    dispatcher's own functions) so that ``check-config`` and every command agree with ``run``.
+    (A webhook secret's value is decoded only by the dispatcher.)"""
+    if not (cfg.alerts.email or cfg.alerts.webhook):
+        return  # and spares every command the import of the alert modules
+    from seedvault.notify.base import email_destination, webhook_destination
+
+    seen: dict[str, str] = {}
+    entries: list[tuple[str, EmailAlert | WebhookAlert]] = [
+        *((f"alerts.email[{i}]", e) for i, e in enumerate(cfg.alerts.email)),
+        *((f"alerts.webhook[{i}]", w) for i, w in enumerate(cfg.alerts.webhook)),
+    ]
+    for where, dest in entries:
+        if isinstance(dest, EmailAlert):
+            ident, key = email_destination(dest, where).id, "to"
+        else:
+            ident, key = webhook_destination(dest, where).id, "url"
+        if ident in seen:
+            raise ConfigError(f"{where}.{key}: the same destination as {seen[ident]}")
+        seen[ident] = where
 
 
 def _check_probes(cfg: Config) -> None:

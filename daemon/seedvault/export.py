@@ -141,8 +141,8 @@ def export_hf_cache(
     would make backup tools skip an export that is meant to be kept.
 
     Raises:
-        UsageError: no repo id known (a non-Hub snapshot and no ``repo_id``), a malformed repo
-            id, type or revision.
+        UsageError: no repo id known (a snapshot of a source other than a Hugging Face repo,
+            and no ``repo_id``), a malformed repo id, type or revision.
         UnsafePathError: a manifest path could escape the folder (checked before writing).
         IntegrityError: a file is damaged (nothing is written under its name).
     """
@@ -151,7 +151,12 @@ def export_hf_cache(
     revision = revision or manifest.source.get("revision")
     if repo_type not in ("model", "dataset"):
         raise UsageError(f"repo type must be model or dataset, not {repo_type!r}")
-    if not repo_id or not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id:
+    if not repo_id:
+        raise UsageError(
+            "the hf-cache layout is only for snapshots of Hugging Face repos (hf: and "
+            f"hf-dataset: sources); this snapshot is of {manifest.source_key} (use --layout plain)"
+        )
+    if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id:
         raise UsageError(f"an hf-cache export needs a repo id org/name (got {repo_id!r})")
     commit = manifest.commit
     if not commit or not _SHA_RE.fullmatch(commit):

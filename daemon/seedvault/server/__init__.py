@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 
 from seedvault.app import Node
-from seedvault.errors import ConfigError
+from seedvault.config import parse_listen
 from seedvault.server import api, feeds, hf
 from seedvault.server import ops as ops_routes
 from seedvault.server.access import AccessLogger, NodeTokens
@@ -89,19 +89,6 @@ def make_app(
     feeds.add_routes(app)
     app.router.add_get("/{tail:.*}", hf.dispatch)  # last: the Hub's paths start at the root
     return app
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:8470`` for IPv6) → (host, port).
-
-    Raises:
-        ConfigError: not a host and a port.
-    """
-    host, sep, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"server.listen: expected host:port, got {listen!r}")
-    return host, int(port)
 
 
 async def serve(
