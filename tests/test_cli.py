@@ -83,7 +83,7 @@ def test_help_lists_commands_and_sources(tmp_path: Path) -> None:
         assert word in text
 
 
-def test_logs_are_json_on_stderr_and_redacted(tmp_path: Path) -> None:
+def test_logs_are_json_on_stderr_and_data_alone_on_stdout(tmp_path: Path) -> None:
     """Off a TTY, logs are JSON lines on stderr; data stays alone on stdout."""
     model = tmp_path / "model"
     model.mkdir()
@@ -95,7 +95,8 @@ def test_logs_are_json_on_stderr_and_redacted(tmp_path: Path) -> None:
 
 
 def test_redaction_of_secrets() -> None:
-    """Secret-named fields and bearer/hf tokens inside values never reach a log line."""
+    """Secret-named fields and bearer/hf tokens inside values never reach a log line (the
+    processor alone; through the real logging set-up: tests/test_logs.py)."""
     event = {
         "event": "x",
         "token": "hf_abcdefghijklmnop",

@@ -38,10 +38,12 @@ async def test_run_archives_a_watched_deprecation_page(
     config = write_config(tmp_path, None, free_port(), watch)
     with Daemons() as daemons:
         daemon = daemons.start(tmp_path, config)
-        await daemon.wait_log("daemon_ready")
+        ready = await daemon.wait_log("daemon_ready")
+        assert ready["watches"] == 1  # a page watch counts as a watch
         await daemon.wait_metric(
             "seedvault_captures_total", 1, outcome="captured", watch="page:openai-deprecations"
         )
+        assert (await daemon.metrics())[("seedvault_watches", frozenset())] == 1
         status, body = await daemon.get("/v1/deprecations?provider=openai")
         assert status == 200
         assert "ex-chat-0101" in body

@@ -212,9 +212,7 @@ class Daemon:
             "Captures holding a slot.",
             lambda: float(scheduler.running),
         )
-        r.gauge_fn(
-            "seedvault_watches", "Watches scheduled.", lambda: float(len(self.watches.watches))
-        )
+        r.gauge_fn("seedvault_watches", "Watches scheduled.", lambda: float(self.watches.count))
         r.gauge_fn(
             "seedvault_outbox_size", "Alerts waiting in the outbox.", lambda: float(outbox(node))
         )
@@ -244,7 +242,7 @@ class Daemon:
             await _first(ready.wait(), server)
             if not server.done():
                 sdnotify.notify(sdnotify.READY, sdnotify.status(self._status()))
-                log.info("daemon_ready", watches=len(self.watches.watches), pid=os.getpid())
+                log.info("daemon_ready", watches=self.watches.count, pid=os.getpid())
                 await _first(self._stop.wait(), server)
             if server.done() and not self._stop.is_set():
                 exc = server.exception()
@@ -322,7 +320,7 @@ class Daemon:
                 log.exception("service_stop_failed", service=type(service).__name__)
 
     def _status(self) -> str:
-        return f"serving on {self.cfg.server.listen}; {len(self.watches.watches)} watches"
+        return f"serving on {self.cfg.server.listen}; {self.watches.count} watches"
 
     # -- config reload -------------------------------------------------------------------------
 

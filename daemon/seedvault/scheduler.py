@@ -249,6 +249,12 @@ class Watches:
         self.probes: dict[str, ProbesWatch] = {}
         self.providers: dict[str, ModelsApiWatch | PageWatch] = {}
 
+    @property
+    def count(self) -> int:
+        """Watches scheduled, of every kind (``[[watch.hf]]``, ``models_api``, ``page``,
+        ``probes``)."""
+        return len(self.watches) + len(self.providers) + len(self.probes)
+
     def apply(self, cfg: Config) -> None:
         """Schedule ``cfg``'s watches: add new ones, drop removed ones, reschedule changed ones
         (a poll in flight finishes with the settings it started with)."""
@@ -292,6 +298,8 @@ class Watches:
         log.info(
             "watches_scheduled",
             watches=sorted(wanted),
+            providers=sorted(providers),
+            probes=sorted(probes),
             added=added,
             removed=removed,
             changed=changed,
