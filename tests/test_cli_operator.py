@@ -216,3 +216,19 @@ def test_docs_list_every_command() -> None:
     for command in commands:
         assert re.search(rf"^\| `seedvault {command}\b", table, re.MULTILINE), command
         assert re.search(rf"^seedvault {command}\b", readme, re.MULTILINE), command
+
+
+@pytest.mark.parametrize("command", ["show", "export"])
+def test_a_snapshot_prefix_too_short_says_so(tmp_path: Path, command: str) -> None:
+    """``show 1f9c``: the prefix is too short (not "nothing archived for 1f9c"), exit 2."""
+    snapshot = _archive(tmp_path)
+    argv = [command, snapshot[:6]] + (
+        ["--to", str(tmp_path / "out")] if command == "export" else []
+    )
+    result = run_cli(argv, tmp_path)
+    assert result.returncode == 2
+    assert f"{snapshot[:6]!r} is too short for a snapshot id: give at least 8 hex digits" in (
+        result.stderr
+    )
+    _no_traceback(result)
+    assert run_cli([command, snapshot[:8], *argv[2:]], tmp_path).returncode == 0

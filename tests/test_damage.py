@@ -65,6 +65,7 @@ def test_verify_names_damage(archived: tuple[Path, str], damage, victim: str) ->
     exported = run_cli(["export", snapshot, "--to", str(work / "out")], cwd=work)
     assert exported.returncode == 1
     assert "damaged" in exported.stderr or "missing" in exported.stderr
+    assert f"{victim}: chunk {chunk.name}" in exported.stderr  # names the file and the chunk
     assert not (work / "out" / victim).exists()
     assert not [p for p in (work / "out").rglob("*partial*")]
 

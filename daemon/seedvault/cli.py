@@ -60,6 +60,8 @@ def _is_snapshot_id(text: str) -> bool:
 
 def _check_target(cfg: Config, target: str) -> None:
     """A malformed SNAPSHOT or SOURCE[@rev] argument is a usage error before anything opens."""
+    if target and len(target) < 8 and all(c in "0123456789abcdef" for c in target.lower()):
+        raise UsageError(f"{target!r} is too short for a snapshot id: give at least 8 hex digits")
     if not _is_snapshot_id(target):
         parse_spec(target, hub_endpoint=cfg.hub.endpoint)
 

@@ -18,11 +18,11 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from seedvault import cas
-from seedvault.errors import UnsafePathError, UsageError
+from seedvault.errors import IntegrityError, UnsafePathError, UsageError
 from seedvault.manifest import FileEntry, Manifest, check_path
 from seedvault.server.hubfiles import (
     HubFile,
@@ -65,9 +65,19 @@ def export_plain(
         if not _inside(root, target) or target.is_symlink():
             raise UnsafePathError(f"{f.path!r} would be written outside {root}")
         partial = target.parent / f".{target.name}.seedvault-partial-{uuid.uuid4().hex[:8]}"
-        _write_verified(vault, f.blake3, partial, target, on_bytes)
+        with _naming(f.path):
+            _write_verified(vault, f.blake3, partial, target, on_bytes)
         written.append(target)
     return written
+
+
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """A damaged or missing file's error names the file (the vault's names only its chunk)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise IntegrityError(f"{path}: {exc}") from exc
 
 
 def _write_verified(
@@ -178,7 +188,8 @@ def export_hf_cache(
         link.parent.mkdir(parents=True, exist_ok=True)
         if not _inside(snapshot, link):
             raise UnsafePathError(f"{entry.path!r} would be written outside {snapshot}")
-        hub = _write_blob(vault, entry, blobs)
+        with _naming(entry.path):
+            hub = _write_blob(vault, entry, blobs)
         if on_bytes is not None:
             on_bytes(entry.size)
         if link.is_symlink() or link.exists():
