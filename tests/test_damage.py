@@ -82,6 +82,17 @@ def test_damaged_file_record_named(archived: tuple[Path, str]) -> None:
     assert f"affects snapshot {snapshot} file README.md" in result.stdout
 
 
+def test_export_names_a_file_whose_record_is_missing(archived: tuple[Path, str]) -> None:
+    work, snapshot = archived
+    manifest = json.loads(run_cli(["show", "--json", snapshot], cwd=work).stdout)
+    file_h = next(f["blake3"] for f in manifest["files"] if f["path"] == "README.md")
+    (work / "vault" / "files" / file_h[:2] / file_h).unlink()
+    exported = run_cli(["export", snapshot, "--to", str(work / "out")], cwd=work)
+    assert exported.returncode == 1
+    assert "README.md: " in exported.stderr
+    assert not (work / "out" / "README.md").exists()
+
+
 def test_verify_sample(archived: tuple[Path, str]) -> None:
     """--sample checks a share of the files and still exits 0 on a sound vault."""
     work, _ = archived

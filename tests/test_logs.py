@@ -75,3 +75,16 @@ def test_libraries_stdlib_logging_comes_out_as_the_same_json_lines_masked() -> N
     assert "skipped: maximum number of running instances" in lines[0]["event"]
     assert lines[1]["event"] == "failed with Authorization: Bearer ***"
     assert all("timestamp" in r for r in lines)
+
+
+def test_an_exception_passed_as_a_value_is_masked_and_levels_apply_to_libraries() -> None:
+    out = io.StringIO()
+    setup_logging(level="error", stream=out, json=True)
+    log = structlog.get_logger("test")
+    log.error("job_failed", error=RuntimeError(f"sent Bearer {BEARER}"))
+    logging.getLogger("apscheduler.scheduler").warning("below the level: dropped")
+    logging.getLogger("aiohttp.server").error("kept")
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["event"] for r in lines] == ["job_failed", "kept"]
+    assert lines[0]["error"] == "RuntimeError: sent Bearer ***"

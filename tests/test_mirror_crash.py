@@ -145,7 +145,8 @@ async def test_sigkill_after_the_ref_moved_loses_no_event(
 ) -> None:
     """Killed at every write from the ref's move to the end of the poll, the next poll still
     derives the new revision's ``revision_new`` (before → after commits, the snapshot as
-    evidence) and its journal record, exactly once."""
+    evidence) exactly once, and the journal has its ``capture`` record (a recovered one may
+    repeat it, marked ``recovered``)."""
     repo = fake_hub.create_repo("org/m", gitattributes=False)
     first = repo.commit({"config.json": b'{"v": 1}', "a.bin": random_bytes(300_000, 1)})
     base = tmp_path / "base"
@@ -183,3 +184,34 @@ async def test_sigkill_after_the_ref_moved_loses_no_event(
         assert (revision, ref.commit, news[1]["evidence"]) == ("main", second, ref.snapshot)
         captured = [r["snapshot"] for _, r in vault.journal_records() if r["type"] == "capture"]
         assert ref.snapshot in captured, kill_after
+
+
+async def test_sigkill_after_the_ref_moved_then_upstream_moves_on(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """Killed right after the ref's move to C1; upstream is at C2 by the next poll: that poll
+    announces C0 → C1 (from the archive) before capturing C2 and announcing C1 → C2."""
+    repo = fake_hub.create_repo("org/m", gitattributes=False)
+    c0 = repo.commit({"config.json": b'{"v": 0}'})
+    work = tmp_path / "work"
+    work.mkdir()
+    assert (await asyncio.to_thread(poll, work, fake_hub.endpoint))[0] == 0
+    clean = tmp_path / "clean"
+    shutil.copytree(work, clean)
+    c1 = repo.commit({"config.json": b'{"v": 1}'})
+    code, installs = await asyncio.to_thread(poll, clean, fake_hub.endpoint)
+    assert code == 0
+    moved = next(i for i, key in enumerate(installs, 1) if key.startswith("refs/"))
+
+    code, _ = await asyncio.to_thread(poll, work, fake_hub.endpoint, moved)
+    assert code == -signal.SIGKILL
+    c2 = repo.commit({"config.json": b'{"v": 2}'})
+    assert (await asyncio.to_thread(poll, work, fake_hub.endpoint))[0] == 0
+
+    catalog = Catalog(work / "catalog.sqlite")
+    news = catalog.events(type="revision_new").events
+    state = catalog.source_state(news[0]["source"])
+    catalog.close()
+    assert [(e.get("before"), e["after"]) for e in news] == [(None, c0), (c0, c1), (c1, c2)]
+    assert state is not None
+    assert "announcing" not in state

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import errno
 import json
 import os
 import sys
@@ -236,12 +237,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from seedvault.server import run_server
 
+    setup_logging(level=args.log_level, stream=sys.stdout)  # every log line, config's too
     cfg = _config(args, secrets=True)
-    setup_logging(level=args.log_level, stream=sys.stdout)
     with Node.open(cfg) as node:
         try:
             return run_server(node)
         except OSError as exc:  # the address is in use or not ours: as `run` reports it
+            if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+                raise
             log.error("server_failed", error=str(exc), listen=cfg.server.listen)
             reason = exc.strerror or str(exc)
             print(

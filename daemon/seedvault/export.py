@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from seedvault import cas
-from seedvault.errors import IntegrityError, UnsafePathError, UsageError
+from seedvault.errors import IntegrityError, NotInVault, UnsafePathError, UsageError
 from seedvault.manifest import FileEntry, Manifest, check_path
 from seedvault.server.hubfiles import (
     HubFile,
@@ -73,11 +73,14 @@ def export_plain(
 
 @contextlib.contextmanager
 def _naming(path: str) -> Iterator[None]:
-    """A damaged or missing file's error names the file (the vault's names only its chunk)."""
+    """A damaged or missing file's error names the file (the vault's names only its chunk
+    or record)."""
     try:
         yield
     except IntegrityError as exc:
         raise IntegrityError(f"{path}: {exc}") from exc
+    except NotInVault as exc:
+        raise NotInVault(f"{path}: {exc}") from exc
 
 
 def _write_verified(

@@ -24,6 +24,8 @@ _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask secret-named fields and bearer tokens in values."""
     for key, value in list(event.items()):
+        if isinstance(value, BaseException):  # an exception passed as a value: its text
+            value = event[key] = f"{type(value).__name__}: {value}"
         if _SECRET_KEYS.search(key) and value not in (None, "", False):
             event[key] = "***"
         elif isinstance(value, str):
@@ -66,7 +68,7 @@ def setup_logging(
         root.removeHandler(old)
     handler._seedvault = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *stamped, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(

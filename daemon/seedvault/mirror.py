@@ -317,6 +317,10 @@ class _Poll:
             await self._gating(state_info.gated)
             if state_info.private:
                 self.state.doc["access"] = "token"
+        marks = self.state.doc.get("announcing")
+        for revision in list(marks) if isinstance(marks, dict) else []:
+            if revision not in self.t.revisions:  # no longer watched: nothing to announce
+                self._clear_mark(revision)
         for revision in self.t.revisions:
             outcome = await self._revision(
                 revision, heads.get(revision), infos, trigger, file_concurrency, progress
@@ -382,12 +386,14 @@ class _Poll:
         current = await asyncio.to_thread(self.vault.read_ref, self.key, revision)
         archived = current[0] if current else None
         old = archived.commit if archived else None
+        if archived is not None and old is not None and self._mark(revision) == old:
+            # the ref already holds the commit a capture was announcing: that process stopped
+            # after moving the ref (wherever upstream has gone since)
+            await self._announce_after_crash(revision, archived)
         if head is None:
             return await self._ref_gone(revision, old)
         await self._emit(self.state.transition(f"ref:{revision}", "present"))
         if archived is not None and old == head:
-            if self._announcing().get(revision) == head:
-                await self._announce_after_crash(revision, archived)
             await asyncio.to_thread(
                 self.vault.journal,
                 "unchanged",
@@ -427,7 +433,7 @@ class _Poll:
             # Write-ahead: once the ref moves, the next poll sees nothing new. Should this
             # process die between the ref and the events, the mark tells that poll to derive
             # them (same event ids, so nothing doubles if they were recorded after all).
-            self._announcing()[revision] = head
+            self.state.doc.setdefault("announcing", {})[revision] = head
             await asyncio.to_thread(self.state.save, self.vault, self.catalog)
             upstream = dict(observation.upstream)
             full_ref = revision if revision.startswith("refs/") else self.ref_names.get(revision)
@@ -460,7 +466,7 @@ class _Poll:
             self.log.warning("hub_capture_failed", revision=revision, error=str(exc))
             return RevisionOutcome(revision, "capture_failed", head, detail=str(exc))
         await self._captured(revision, result, old, ancestor)
-        self._announcing().pop(revision, None)
+        self._clear_mark(revision)
         return RevisionOutcome(revision, "captured", head, result.snapshot, result)
 
     # -- deriving events -----------------------------------------------------------------------
@@ -524,11 +530,19 @@ class _Poll:
         await self._emit(event)
         self.log.error("hub_verification_failed", revision=revision, path=path)
 
-    def _announcing(self) -> dict[str, str]:
-        """Revisions whose capture of a commit started and whose events are not yet derived
-        (revision → commit), in the source state."""
-        marks: dict[str, str] = self.state.doc.setdefault("announcing", {})
-        return marks
+    def _mark(self, revision: str) -> str | None:
+        """The commit a capture of ``revision`` started on and whose events are not derived
+        yet (the source state's ``announcing``), or None."""
+        marks = self.state.doc.get("announcing")
+        found = marks.get(revision) if isinstance(marks, dict) else None
+        return found if isinstance(found, str) else None
+
+    def _clear_mark(self, revision: str) -> None:
+        marks = self.state.doc.get("announcing")
+        if isinstance(marks, dict):
+            marks.pop(revision, None)
+            if not marks:
+                del self.state.doc["announcing"]
 
     async def _announce_after_crash(self, revision: str, archived: Ref) -> None:
         """The ref already names the commit a capture was announcing: the capturing process
@@ -552,7 +566,7 @@ class _Poll:
             self.vault.journal_capture, archived.snapshot, manifest, recovered=True
         )
         await self._captured(revision, result, old, ancestor)
-        self._announcing().pop(revision, None)
+        self._clear_mark(revision)
         self.log.info("hub_capture_announced_after_restart", revision=revision, commit=head)
 
     async def _captured(
