@@ -212,11 +212,17 @@ async def test_unsigned_without_secret_env(receiver: Receiver, nodes: Any) -> No
 
 
 def test_secret_config_errors_name_the_key(nodes: Any) -> None:
-    """An unset or non-base64 secret is a config error naming the key path."""
+    """An unset or non-base64 secret is a config error naming the key path, refused when the
+    config loads (not first when the dispatcher starts); the message never holds the value."""
     toml = webhook_toml("https://hooks.example.edu/x", secret_env="HOOK_SECRET")
     with pytest.raises(ConfigError, match=r"alerts\.webhook\[0\]\.secret_env"):
         nodes(toml, env={})  # refused when the config loads
-    node = nodes(toml, env={"HOOK_SECRET": "whsec_***"})
-    with pytest.raises(ConfigError, match="not base64"):
-        node.dispatcher(env={"HOOK_SECRET": "whsec_***"})
+    for bad, why in (("whsec_***", "not base64"), ("whsec_", "empty"), ("s3cr3t-v@lue", "base64")):
+        with pytest.raises(ConfigError) as err:
+            nodes(toml, env={"HOOK_SECRET": bad})  # refused when the config loads, too
+        message = str(err.value)
+        assert message.startswith("alerts.webhook[0].secret_env: "), message
+        assert why in message
+        assert "***" not in message
+        assert "s3cr3t" not in message
     assert decode_secret(SECRET) == decode_secret(SECRET.removeprefix("whsec_"))

@@ -138,8 +138,11 @@ def test_vault_commands_need_no_watch_or_alert_secrets(tmp_path: Path) -> None:
         assert "SV_TEST_UNSET_KEY is not set" in refused.stderr + refused.stdout
 
 
+PAGE = "[[watch.page]]\nid = 'p'\nprovider = 'generic'\nurl = 'http://127.0.0.1:9/a'\n"
+
 # Values that only `run` used to refuse (its alert dispatcher and server), and duplicate
-# watch ids that were accepted silently: refused when the config is loaded.
+# watch ids and values nothing can use that were accepted silently: refused when the config
+# is loaded.
 REFUSED_AT_LOAD = [
     (
         '[[alerts.webhook]]\nurl = "http://127.0.0.1:9/h"\nevents = ["nonexistent_event"]\n',
@@ -180,6 +183,36 @@ REFUSED_AT_LOAD = [
         "api_key_env = 'SV_TEST_KEY'\n",
         "watch.models_api[1].id: duplicate watch id 'o'",
     ),
+    (
+        '[[alerts.email]]\nto = []\nfrom = "n@example.org"\n',
+        "alerts.email[0].to: at least one recipient address",
+    ),
+    (
+        '[[watch.hf]]\nrepo = "org/m"\n[[watch.hf]]\nrepo = "org/n"\nrevisions = []\n',
+        "watch.hf[1].revisions: at least one branch, tag or commit",
+    ),
+    (
+        f"{PAGE}max_shrink = 5.0\n",
+        "watch.page[0].max_shrink: expected a fraction from 0 to 1",
+    ),
+    (
+        f"{PAGE}max_shrink = -0.1\n",
+        "watch.page[0].max_shrink: expected a fraction from 0 to 1",
+    ),
+    (
+        f"{PAGE}min_bytes = 6000\nmax_bytes = 5000\n",
+        "watch.page[0].min_bytes: 6000 is more than max_bytes (5000)",
+    ),
+    (
+        f"{PAGE}min_bytes = 0\nmax_bytes = 0\n",
+        "watch.page[0].max_bytes: at least 1",
+    ),
+    ('[[watch.hf]]\nrepo = "org/m"\nevery = "0s"\n', 'watch.hf[0].every: expected at least "1s"'),
+    (f'{PAGE}every = "0m"\n', 'watch.page[0].every: expected at least "1s"'),
+    (
+        '[daemon]\nscrub_period = "23h"\n',
+        "daemon.scrub_period: expected at least \"1d\", got '23h'",
+    ),
 ]
 REFUSED_IDS = [
     "webhook-event",
@@ -192,6 +225,15 @@ REFUSED_IDS = [
     "listen-no-host",
     "page-duplicate-id",
     "models_api-duplicate-id",
+    "email-no-recipient",
+    "hf-no-revision",
+    "page-max_shrink-over-1",
+    "page-max_shrink-negative",
+    "page-min-over-max",
+    "page-max_bytes-0",
+    "hf-every-0s",
+    "page-every-0m",
+    "scrub_period-under-a-day",
 ]
 
 
@@ -211,3 +253,85 @@ def test_check_config_refuses_what_run_refuses(tmp_path: Path, text: str, messag
         assert result.stderr == f"seedvault: error: {err.value}\n", command
         assert result.stdout == ""
         assert sorted(p.name for p in tmp_path.iterdir()) == ["node.toml"]
+
+
+def test_values_at_their_limits_load(tmp_path: Path) -> None:
+    """The smallest accepted values still load: a 1 s poll, a 1-day scrub (a 36 h period
+    counts as 1 day), max_shrink 0 and 1, min_bytes equal to max_bytes."""
+    path = tmp_path / "node.toml"
+    path.write_text(
+        '[daemon]\nscrub_period = "36h"\n[[watch.hf]]\nrepo = "org/m"\nevery = "1s"\n'
+        f'{PAGE}every = "1s"\nmin_bytes = 10\nmax_bytes = 10\nmax_shrink = 0\n'
+        "[[watch.page]]\nid = 'q'\nprovider = 'generic'\nurl = 'http://127.0.0.1:9/b'\n"
+        "max_shrink = 1\n"
+    )
+    cfg = load_config(path, env={})
+    assert cfg.watch.hf[0].every.seconds == 1
+    assert cfg.daemon.scrub_period.seconds == 36 * 3600
+    assert [w.max_shrink for w in cfg.watch.page] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("server", "public_url"),
+    [
+        ('listen = "127.0.0.1:18482"\n', "http://127.0.0.1:18482"),
+        ('listen = "[::1]:18482"\n', "http://[::1]:18482"),
+        ('listen = "node.example.edu:8080"\n', "http://node.example.edu:8080"),
+        ('listen = "0.0.0.0:18482"\n', "http://127.0.0.1:18482"),
+        ('listen = "[::]:18482"\n', "http://[::1]:18482"),
+        ('listen = "127.0.0.1:18482"\npublic_url = ""\n', "http://127.0.0.1:18482"),
+        (
+            'listen = "0.0.0.0:18482"\npublic_url = "https://mirror.example.edu/"\n',
+            "https://mirror.example.edu/",
+        ),
+        ("", "http://127.0.0.1:8470"),
+    ],
+    ids=["ipv4", "ipv6", "name", "wildcard-ipv4", "wildcard-ipv6", "empty", "explicit", "none"],
+)
+def test_public_url_follows_listen(tmp_path: Path, server: str, public_url: str) -> None:
+    """Without a public_url, links and feeds use the address the server listens on (a
+    wildcard host as its loopback address); a public_url in the file wins."""
+    path = tmp_path / "node.toml"
+    path.write_text(f"[server]\n{server}")
+    assert load_config(path, env={}).server.public_url == public_url
+
+
+def test_defaults_public_url_without_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No config file: public_url is the default listen's, http://127.0.0.1:8470."""
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, env={}).server.public_url == "http://127.0.0.1:8470"
+
+
+def test_check_config_shows_the_derived_public_url(tmp_path: Path) -> None:
+    """check-config prints the public_url in effect, derived from listen."""
+    path = tmp_path / "node.toml"
+    path.write_text('[server]\nlisten = "127.0.0.1:18482"\n')
+    result = run_cli(["check-config", "--config", str(path)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "server.public_url = http://127.0.0.1:18482" in result.stdout
+
+
+def test_bad_webhook_secret_refused_where_secrets_are_checked(tmp_path: Path) -> None:
+    """A webhook secret that is not whsec_<base64> is refused at load (check-config and run
+    exit 2, naming the key, never the value); the vault commands, which check no secrets,
+    still load the file."""
+    path = tmp_path / "node.toml"
+    path.write_text(
+        '[vault]\npath = "vault"\n[catalog]\npath = "catalog.sqlite"\n'
+        '[[alerts.webhook]]\nurl = "http://127.0.0.1:9/h"\nsecret_env = "SV_TEST_HOOK"\n'
+    )
+    env = {"SV_TEST_HOOK": "whsec_not*base64!"}
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env=env)
+    assert str(err.value).startswith("alerts.webhook[0].secret_env: ")
+    assert "not base64" in str(err.value)
+    assert "not*base64!" not in str(err.value)
+    assert load_config(path, env=env, secrets=False).alerts.webhook[0].secret_env == "SV_TEST_HOOK"
+    for command in ("check-config", "run"):
+        result = run_cli([command, "--config", str(path)], cwd=tmp_path, env=env, timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"seedvault: error: {err.value}" in result.stderr
+        assert "not*base64!" not in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["node.toml"]

@@ -4,14 +4,18 @@ Every key of ``config/seedvault.example.toml`` is a field below with its default
 (``metadata["help"]``). Unknown keys, wrong types and bad durations are :class:`ConfigError`
 naming the key path (``watch.hf[2].every: expected a duration like "6h", got "often"``), and so
 is everything ``run`` would refuse at start (``server.listen``, alert event types, digest times
-and lead times, duplicate watch ids), so every command agrees with ``run`` about a file.
-Secrets are never in the file: only the *name* of the environment variable that holds them.
-Relative paths resolve against the config file's directory.
+and lead times, webhook secrets, duplicate watch ids), so every command agrees with ``run``
+about a file, and every value nothing could use (a poll interval under 1 s, a scrub period
+under a day, an email without recipients, a watch of no revision, page limits that reject
+every fetch, a ``max_shrink`` outside 0–1). Secrets are never in the file: only the *name* of
+the environment variable that holds them. Relative paths resolve against the config file's
+directory; an empty ``[server] public_url`` is derived from ``listen``.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 import tomllib
@@ -48,10 +52,12 @@ def parse_duration(value: str) -> int:
     return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def _f(default: Any, help: str) -> Any:
+def _f(default: Any, help: str, *, at_least: str = "") -> Any:
+    """A field with its default and help; ``at_least``: the shortest duration accepted."""
+    meta = {"help": help, "at_least": at_least} if at_least else {"help": help}
     if isinstance(default, list):
-        return field(default_factory=functools.partial(list, default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=functools.partial(list, default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _req(help: str) -> Any:
@@ -91,7 +97,11 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ServerConfig:
     listen: str = _f("127.0.0.1:8470", "host:port the HTTP server binds")
-    public_url: str = _f("http://127.0.0.1:8470", "base URL used in absolute links and feeds")
+    public_url: str = _f(
+        "",
+        "base URL used in absolute links and feeds (empty: http://<listen host>:<port>, with"
+        " the loopback address for a wildcard host 0.0.0.0 or ::)",
+    )
     tokens_env: list[str] = _f([], "env vars holding node tokens (read access to token snapshots)")
 
 
@@ -106,7 +116,11 @@ class HubConfig:
 class DaemonConfig:
     max_captures: int = _f(2, "captures running at once")
     shutdown_timeout: Duration = _f(Duration("60s"), "SIGTERM: drain this long, then cancel")
-    scrub_period: Duration = _f(Duration("30d"), "every object verified once per period")
+    scrub_period: Duration = _f(
+        Duration("30d"),
+        "every object verified once per period (whole days, rounded down; at least 1d)",
+        at_least="1d",
+    )
     gc_grace: Duration = _f(Duration("24h"), "gc never deletes objects younger than this")
 
 
@@ -115,8 +129,8 @@ class HfWatch:
     repo: str = _req("org/name on the Hub")
     id: str = _f("", 'watch id (default "hf:<repo>")')
     type: str = _f("model", '"model" or "dataset"')
-    revisions: list[str] = _f(["main"], "branches, tags or commits to follow")
-    every: Duration = _f(Duration("6h"), "poll interval")
+    revisions: list[str] = _f(["main"], "branches, tags or commits to follow (at least one)")
+    every: Duration = _f(Duration("6h"), "poll interval (at least 1s)", at_least="1s")
     include: list[str] = _f(["*"], "glob patterns of files to capture")
     exclude: list[str] = _f([], "glob patterns of files to skip")
     max_bytes: int = _f(0, "skip a revision larger than this (0: no limit)")
@@ -131,7 +145,7 @@ class ModelsApiWatch:
     flavor: str = _req("openai | anthropic | gemini | mistral | cohere")
     base_url: str = _req("API base URL")
     api_key_env: str = _req("env var with the API key (required)")
-    every: Duration = _f(Duration("1h"), "poll interval")
+    every: Duration = _f(Duration("1h"), "poll interval (at least 1s)", at_least="1s")
 
 
 @dataclass(frozen=True)
@@ -139,11 +153,15 @@ class PageWatch:
     id: str = _req("watch id")
     provider: str = _req("openai | anthropic | gemini | bedrock | generic")
     url: str = _req("page URL (prefer the markdown twin)")
-    every: Duration = _f(Duration("6h"), "poll interval")
-    min_bytes: int = _f(2000, "reject a fetch smaller than this")
-    max_bytes: int = _f(5_000_000, "reject a fetch larger than this")
+    every: Duration = _f(Duration("6h"), "poll interval (at least 1s)", at_least="1s")
+    min_bytes: int = _f(2000, "reject a fetch smaller than this (at most max_bytes)")
+    max_bytes: int = _f(5_000_000, "reject a fetch larger than this (at least 1)")
     required_markers: list[str] = _f([], "strings a good fetch must contain")
-    max_shrink: float = _f(0.4, "reject a fetch this much shorter than the last good copy")
+    max_shrink: float = _f(
+        0.4,
+        "reject a fetch shorter than the last good copy by more than this fraction of it"
+        " (0 to 1: 0 rejects any shrink, 1 never rejects)",
+    )
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,7 @@ class ProbesWatch:
     api: str = _req("a [[watch.models_api]] id")
     models: list[str] = _req("models to probe")
     suite: str = _f("basic", "a bundled suite name or a path to a suite file")
-    every: Duration = _f(Duration("24h"), "probe interval")
+    every: Duration = _f(Duration("24h"), "probe interval (at least 1s)", at_least="1s")
     repeat: int = _f(3, "runs per probe (measures noise)")
     rescue_before: list[str] = _f(["30d", "7d"], "extra runs before a known shutdown")
 
@@ -167,7 +185,7 @@ class WatchConfig:
 
 @dataclass(frozen=True)
 class EmailAlert:
-    to: list[str] = _req("recipient addresses (the list address)")
+    to: list[str] = _req("recipient addresses (the list address; at least one)")
     from_: str = _req("sender address")
     smtp_host: str = _f("localhost", "SMTP server")
     smtp_port: int = _f(25, "SMTP port")
@@ -183,7 +201,9 @@ class EmailAlert:
 @dataclass(frozen=True)
 class WebhookAlert:
     url: str = _req("receiver URL")
-    secret_env: str = _f("", "env var with the Standard Webhooks signing secret")
+    secret_env: str = _f(
+        "", "env var with the Standard Webhooks signing secret (whsec_<base64>; empty: unsigned)"
+    )
     format: str = _f("json", '"json" or "slack"')
     events: list[str] = _f(["*"], "event types sent here")
 
@@ -250,7 +270,17 @@ def _build(cls: type[Any], data: Any, path: str, schema_path: str) -> Any:
                 raise ConfigError(f"{where}: required key is missing")
             continue
         kwargs[f.name] = _value(hints[f.name], data[toml_key], where, schema_where)
+        if isinstance(kwargs[f.name], Duration):
+            _check_duration(kwargs[f.name], f.metadata.get("at_least", ""), where)
     return cls(**kwargs)
+
+
+def _check_duration(value: Duration, at_least: str, where: str) -> None:
+    """Refuse a duration below the field's minimum; warn about one under a minute."""
+    if at_least and value.seconds < parse_duration(at_least):
+        raise ConfigError(f'{where}: expected at least "{at_least}", got {str(value)!r}')
+    if value.seconds < 60:
+        log.warning("short_duration", key=where, value=str(value))
 
 
 def _value(tp: Any, raw: Any, where: str, schema_where: str) -> Any:
@@ -268,11 +298,9 @@ def _value(tp: Any, raw: Any, where: str, schema_where: str) -> Any:
         if not isinstance(raw, str):
             raise ConfigError(f'{where}: expected a duration like "6h", got {raw!r}')
         try:
-            seconds = parse_duration(raw)
+            parse_duration(raw)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        if seconds < 60:
-            log.warning("short_duration", key=where, value=raw)
         return Duration(raw.strip())
     if tp is bool:
         if not isinstance(raw, bool):
@@ -328,13 +356,11 @@ def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
             raise ConfigError(
                 f"alerts.email[{i}].password_env: required (and must be set) with a username"
             )
-    for i, hook in enumerate(cfg.alerts.webhook if secrets else []):
-        if hook.secret_env and not env.get(hook.secret_env):
-            name = hook.secret_env
-            raise ConfigError(
-                f"alerts.webhook[{i}].secret_env: environment variable {name} is not set"
-            )
-    parse_listen(cfg.server.listen)
+    if secrets:
+        _check_webhook_secrets(cfg, env)
+    host, port = parse_listen(cfg.server.listen)
+    if not cfg.server.public_url:
+        cfg = replace(cfg, server=replace(cfg.server, public_url=default_public_url(host, port)))
     seen: set[str] = set()
     for i, h in enumerate(cfg.watch.hf):
         if "/" not in h.repo or h.repo.startswith("/") or h.repo.endswith("/"):
@@ -343,11 +369,67 @@ def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
         if wid in seen:
             raise ConfigError(f"watch.hf[{i}].id: duplicate watch id {wid!r}")
         seen.add(wid)
+        if not h.revisions or not all(r.strip() for r in h.revisions):
+            raise ConfigError(
+                f"watch.hf[{i}].revisions: at least one branch, tag or commit, none empty"
+            )
     _unique_ids("watch.models_api", [w.id for w in cfg.watch.models_api])
     _unique_ids("watch.page", [w.id for w in cfg.watch.page])
+    _check_pages(cfg)
     _check_probes(cfg)
     _check_alerts(cfg)
     return cfg
+
+
+def _check_webhook_secrets(cfg: Config, env: dict[str, str]) -> None:
+    """Each webhook's ``secret_env`` is set and holds what the dispatcher can decode
+    (``whsec_<base64>``): refused here, naming the key and never the value."""
+    hooks = [(i, hook) for i, hook in enumerate(cfg.alerts.webhook) if hook.secret_env]
+    if not hooks:
+        return  # and spares every command the import of the webhook module
+    from seedvault.notify.webhook import decode_secret
+
+    for i, hook in hooks:
+        where, name = f"alerts.webhook[{i}].secret_env", hook.secret_env
+        raw = env.get(name)
+        if not raw:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        try:
+            decode_secret(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: environment variable {name}: {exc}") from None
+
+
+def default_public_url(host: str, port: int) -> str:
+    """``[server] public_url`` when the file sets none: ``http://host:port`` of ``listen``
+    (IPv6 in brackets); a wildcard host (``0.0.0.0``, ``::``) is not an address a client can
+    use, so its loopback address of the same family stands in for it."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}"  # a host name
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    shown = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    return f"http://{shown}:{port}"
+
+
+def _check_pages(cfg: Config) -> None:
+    """What would make a page watch reject every fetch, or its shrink check meaningless."""
+    for i, w in enumerate(cfg.watch.page):
+        at = f"watch.page[{i}]"
+        if w.max_bytes < 1:
+            raise ConfigError(f"{at}.max_bytes: at least 1 (0 would reject every fetch)")
+        if w.min_bytes > w.max_bytes:
+            raise ConfigError(
+                f"{at}.min_bytes: {w.min_bytes} is more than max_bytes ({w.max_bytes}): "
+                "every fetch would be rejected"
+            )
+        if not 0.0 <= w.max_shrink <= 1.0:
+            raise ConfigError(
+                f"{at}.max_shrink: expected a fraction from 0 to 1 (0.4: reject a copy over 40% "
+                f"shorter than the last good one), got {w.max_shrink}"
+            )
 
 
 def _unique_ids(where: str, ids: list[str]) -> None:
@@ -374,8 +456,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
 def _check_alerts(cfg: Config) -> None:
     """What the alert dispatcher would refuse at start: event types, ``digest_at``, lead
     times, URLs, two destinations with the same recipients or URL — checked here (by the
-    dispatcher's own functions) so that ``check-config`` and every command agree with ``run``.
-    (A webhook secret's value is decoded only by the dispatcher.)"""
+    dispatcher's own functions) so that ``check-config`` and every command agree with ``run``
+    — and an email destination without recipients. (Webhook secrets, which only commands
+    that need secrets check: :func:`_check_webhook_secrets`.)"""
     if not (cfg.alerts.email or cfg.alerts.webhook):
         return  # and spares every command the import of the alert modules
     from seedvault.notify.base import email_destination, webhook_destination
@@ -387,6 +470,8 @@ def _check_alerts(cfg: Config) -> None:
     ]
     for where, dest in entries:
         if isinstance(dest, EmailAlert):
+            if not dest.to or not all(a.strip() for a in dest.to):
+                raise ConfigError(f"{where}.to: at least one recipient address, none empty")
             ident, key = email_destination(dest, where).id, "to"
         else:
             ident, key = webhook_destination(dest, where).id, "url"
