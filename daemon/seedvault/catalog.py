@@ -8,8 +8,9 @@ The vault stays the truth: ``seedvault reindex`` drops the catalog's tables and 
 from refs, snapshots and the journal (source state and events come back from their journal
 records). ``catch_up`` (run whenever a node opens) reads only the journal written since the
 last catch-up (a mark kept in ``meta``, minus a safety window for writers with a slightly
-late clock), so it stays cheap on a vault with years of journal. WAL mode lets
-``ls``/``show``/``export`` read while the daemon writes.
+late clock), so it stays cheap on a vault with years of journal. Both skip a damaged ref or
+snapshot with a warning naming it, so one damaged object never stops a node from opening.
+WAL mode lets ``ls``/``show``/``export`` read while the daemon writes.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from seedvault.catalog_outbox import ALERT_MARK_PREFIX, Outbox
-from seedvault.errors import CatalogError, NotInVault, ObjectNotFound, UsageError
+from seedvault.errors import CatalogError, IntegrityError, NotInVault, ObjectNotFound, UsageError
 from seedvault.manifest import Manifest
-from seedvault.vault import Ref, Vault, utc_now
+from seedvault.vault import Ref, Vault, ref_key, utc_now
+
+log = structlog.get_logger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -247,22 +252,44 @@ class Catalog:
             self._db.commit()
 
     def rebuild(self, vault: Vault) -> int:
-        """Drop everything and index the vault again; returns the number of snapshots."""
+        """Drop everything and index the vault again; returns the number of snapshots.
+
+        Damaged refs and snapshots are skipped as :meth:`catch_up` skips them.
+        """
         self.clear()
         return self.catch_up(vault)
 
     def catch_up(self, vault: Vault) -> int:
-        """Index every live snapshot and ref of the vault the catalog lacks (cheap when none)."""
+        """Index every live snapshot and ref of the vault the catalog lacks (cheap when none).
+
+        One damaged object never stops it (a node must open to serve, scrub and report the
+        rest): a ref that does not parse is skipped (a catch-up keeps what the catalog knew of
+        it, a rebuild drops it), and a snapshot that is missing or damaged is not indexed, nor
+        the parents only it names; each is logged as a warning naming it (``verify`` and the
+        scrub report them as damage).
+        """
         added = 0
         known = {row[0] for row in self._run("SELECT id FROM snapshots")}
-        for source_key, revision, ref in vault.refs():
+        unreadable: set[str] = set()
+
+        def damaged_ref(key: str, exc: IntegrityError) -> None:
+            log.warning("catalog_skipped_ref", ref=key, error=str(exc))
+
+        for source_key, revision, ref in vault.refs(on_damaged=damaged_ref):
             self.set_ref(source_key, revision, ref)
             chain: list[tuple[str, Manifest]] = []
             h: str | None = ref.snapshot
-            while h is not None and h not in known:
+            while h is not None and h not in known and h not in unreadable:
                 try:
                     manifest = vault.snapshot(h)
-                except (NotInVault, CatalogError):
+                except (NotInVault, IntegrityError) as exc:
+                    unreadable.add(h)
+                    log.warning(
+                        "catalog_skipped_snapshot",
+                        snapshot=h,
+                        ref=ref_key(source_key, revision),
+                        error=str(exc),
+                    )
                     break
                 chain.append((h, manifest))
                 known.add(h)
@@ -503,7 +530,9 @@ class Catalog:
         """The snapshot for ``source_key`` at ``revision`` (see "Sources, keys and refs").
 
         A 40-hex revision selects the snapshot of that commit, whichever branch captured it; a
-        name selects that branch's or tag's ref; None selects the newest snapshot.
+        name selects that branch's or tag's ref; None selects the newest snapshot — or, when
+        none of the source could be indexed (damaged, see :meth:`catch_up`), the snapshot of
+        its newest ref, so that reading it reports the damage rather than "nothing archived".
 
         Raises:
             UsageError: nothing archived matches.
@@ -512,6 +541,10 @@ class Catalog:
             rows = self._run(
                 "SELECT id FROM snapshots WHERE source_key = ? "
                 "ORDER BY captured_at DESC, rowid DESC LIMIT 1",
+                (source_key,),
+            ) or self._run(
+                "SELECT snapshot FROM refs WHERE source_key = ? "
+                "ORDER BY updated DESC, revision LIMIT 1",
                 (source_key,),
             )
         elif len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):

@@ -3,7 +3,9 @@
 ``verify`` walks every live snapshot (reachable from a ref), reads each file it lists (or a
 sample of them, or a slice) through every chunk, checks each chunk against its address and the
 whole file against its BLAKE3, and reports each damaged object with the files and snapshots it
-affects. One journal summary per run and one ``fixity_failed`` record per damaged object.
+affects. One journal summary per run and one ``fixity_failed`` record per damaged object. A
+ref that does not parse is damage too, named by its key (``refs/<source key>/<revision>``);
+the snapshots only it reaches cannot be found, so they are not checked.
 
 The daemon's scrub (:mod:`seedvault.scrub`) verifies a deterministic rotating *slice* per day,
 like restic's ``check --read-data-subset n/t``: with ``n`` = ``[daemon] scrub_period`` in days,
@@ -104,7 +106,11 @@ def verify(
     """
     report = FixityReport()
     manifests: dict[str, Manifest] = {}
-    for source_key, revision, ref in vault.refs():
+
+    def damaged_ref(key: str, exc: IntegrityError) -> None:
+        report.add(key, str(exc), None, [])
+
+    for source_key, revision, ref in vault.refs(on_damaged=damaged_ref):
         h: str | None = ref.snapshot
         child = f"ref {source_key}@{revision}"
         while h is not None and h not in manifests:

@@ -22,8 +22,9 @@ repo and commit and streamed through a sink, never held whole:
   and SHA-256 were checked and its BLAKE3 equals the file's address.
 
 The repaired file is read back and verified; each object that passes is journaled and raises
-``fixity_repaired``. Objects with no upstream (local directories, snapshot manifests) or whose
-upstream changed stay damaged (``fixity_repair_failed`` in the log; the event went out).
+``fixity_repaired``. Objects with no upstream (local directories, snapshot manifests, refs) or
+whose upstream changed stay damaged (``fixity_repair_failed`` in the log; the event went out).
+A damaged ref's event goes to the source the ref belongs to.
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ class Scrubber:
     # -- events --------------------------------------------------------------------------------
 
     def _sources(self, damage: Damage) -> list[str]:
+        if damage.key.startswith("refs/"):  # refs/<source key>/<revision>
+            return [damage.key[len("refs/") :].rpartition("/")[0]]
         keys: set[str] = set()
         for sid, _path in damage.snapshots:
             row = self.catalog.snapshot_row(sid)
@@ -220,7 +223,12 @@ class Scrubber:
     async def _repair_locked(self, report: FixityReport, result: ScrubResult) -> None:
         pending = {k for k in report.damage if k.startswith(("chunks/", "files/"))}
         for key in set(report.damage) - pending:
-            result.unrepaired[key] = "snapshot manifests exist only here: restore from a copy"
+            result.unrepaired[key] = (
+                "a ref is not repaired here: restore it from a copy (the journal's capture "
+                "records name the snapshots it pointed at)"
+                if key.startswith("refs/")
+                else "snapshot manifests exist only here: restore from a copy"
+            )
         uses: dict[str, set[tuple[str, str]]] = {}
         for key in pending:
             for file_h in report.damage[key].files:

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -407,20 +407,42 @@ class Vault:
     # ------------------------------------------------------------------ refs
 
     def read_ref(self, source_key: str, revision: str) -> tuple[Ref, str] | None:
+        """The ref of ``source_key`` at ``revision`` and its version (None: no such ref).
+
+        Raises:
+            IntegrityError: the ref is damaged (the message names its key).
+        """
+        key = ref_key(source_key, revision)
         try:
-            data, version = self.store.get_versioned(ref_key(source_key, revision))
+            data, version = self.store.get_versioned(key)
         except ObjectNotFound:
             return None
-        return _parse_ref(data), version
+        return _parse_ref(data, key), version
 
-    def refs(self) -> Iterator[tuple[str, str, Ref]]:
-        """Every ref as (source key, revision, ref)."""
+    def refs(
+        self, on_damaged: Callable[[str, IntegrityError], None] | None = None
+    ) -> Iterator[tuple[str, str, Ref]]:
+        """Every ref as (source key, revision, ref).
+
+        A damaged ref (not a ref document) raises, unless ``on_damaged`` is given: then it is
+        called with the ref's key and the error, and the walk goes on without that ref. Readers
+        that only index or check (catalog, verify) skip it; ``gc`` lets it raise, since it
+        cannot know what a damaged ref keeps alive.
+
+        Raises:
+            IntegrityError: a ref is damaged and ``on_damaged`` is None (names the ref's key).
+        """
         for info in self.store.list("refs/"):
             path = info.key[len("refs/") :]
             source_key, _, rev_enc = path.rpartition("/")
             try:
-                ref = _parse_ref(self.store.get(info.key))
+                ref = _parse_ref(self.store.get(info.key), info.key)
             except ObjectNotFound:
+                continue
+            except IntegrityError as exc:
+                if on_damaged is None:
+                    raise
+                on_damaged(info.key, exc)
                 continue
             yield source_key, unkey_segment(rev_enc), ref
 
@@ -598,12 +620,23 @@ class Vault:
             self.store.delete(key)
 
 
-def _parse_ref(data: bytes | bytearray) -> Ref:
+def _parse_ref(data: bytes | bytearray, key: str) -> Ref:
+    """The ref stored at ``key``.
+
+    Raises:
+        IntegrityError: not a ref document: not JSON, a field missing, a snapshot that is not an
+            address, a commit or time that is not a string.
+    """
     try:
         doc = json.loads(data)
-        return Ref(str(doc["snapshot"]), doc.get("commit"), str(doc["updated"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"ref is damaged: {exc}") from exc
+        snapshot, commit, updated = doc["snapshot"], doc.get("commit"), doc["updated"]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise IntegrityError(f"ref {key} is damaged: {exc}") from exc
+    if not isinstance(snapshot, str) or not cas.is_address(snapshot):
+        raise IntegrityError(f"ref {key} is damaged: its snapshot is not a snapshot id")
+    if not isinstance(updated, str) or not (commit is None or isinstance(commit, str)):
+        raise IntegrityError(f"ref {key} is damaged: its commit or time is not a string")
+    return Ref(snapshot, commit, updated)
 
 
 class WholeFileCheck:

@@ -223,9 +223,14 @@ class Repos:
     def resolve(self, repo_type: str, repo_id: str, revision: str | None) -> ServedSnapshot:
         """The snapshot served for ``repo_id`` at ``revision`` (None: ``main``, else newest).
 
+        A branch or tag name the catalog does not know is looked up in the vault too, only to
+        tell a damaged ref (skipped when the catalog was built) from a missing one.
+
         Raises:
             RepoNotFound: no source holds the repo.
             RevisionNotFound: none holds it at that revision.
+            IntegrityError: the snapshot's manifest, or the ref of that name, is damaged.
+            NotInVault: the catalog names a snapshot the vault lacks.
         """
         keys = self.candidates(repo_type, repo_id)
         if not keys:
@@ -238,6 +243,9 @@ class Repos:
                 except UsageError:
                     continue
                 return ServedSnapshot(sid, self.manifest(sid), repo_type, repo_id)
+        if revision is not None and not _SHA_RE.fullmatch(revision):
+            for key in keys:
+                self._node.vault.read_ref(key, revision)  # raises IntegrityError if damaged
         raise RevisionNotFound(f"{repo_id} is not archived at revision {revision}")
 
     def manifest(self, snapshot_id: str) -> Manifest:
