@@ -235,3 +235,39 @@ async def test_first_copy_without_records_is_parse_failed(
     result = await poll(node, page_watch(fake_provider.serve_page("p", PageAnswer(body=body))))
     assert (result.status, types(result)) == ("captured", ["parse_failed"])
     assert "baseline" not in (node.catalog.source_state(result.source_key) or {})
+
+
+async def test_a_poll_waits_while_another_process_polls_the_same_page(
+    fake_provider: FakeProvider, node: Node
+) -> None:
+    """:func:`poll_watch` (the daemon's job and ``seedvault snapshot <id>``) holds the page's
+    lock: while another process holds it (an ``flock`` on another open file), nothing is
+    fetched; once it is released the poll runs."""
+    import asyncio
+    import fcntl
+    import os
+
+    from seedvault.provider import poll_watch, source_lock_path
+    from seedvault.sources.pages import page_source_key
+
+    watch = page_watch(fake_provider.serve_page("p", PageAnswer(body=PAGE)))
+    path = source_lock_path(node.catalog, page_source_key(watch.id))
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    held = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        polling = asyncio.create_task(
+            poll_watch(
+                watch, [], [watch], vault=node.vault, catalog=node.catalog,
+                ingestor=node.ingestor, trigger="manual",
+            )
+        )  # fmt: skip
+        await asyncio.sleep(1.5)  # three of the lock's retries
+        assert not polling.done()
+        assert fake_provider.requests == []
+    finally:
+        os.close(held)  # releases the flock
+    result, _crossed = await asyncio.wait_for(polling, 30)
+    assert result.status == "captured"
+    assert len(fake_provider.requests) == 1

@@ -517,7 +517,7 @@ def test_the_per_source_lock_works_in_each_event_loop_it_is_used_in() -> None:
     """A process that runs probes under two event loops one after the other (the CLI, the
     tests) waits on the per-source lock in each: a lock shared across loops failed with "bound
     to a different event loop" the first time the second loop had to wait for it."""
-    from seedvault.probing import _probe_lock
+    from seedvault.provider import _source_lock_in_loop as _probe_lock
 
     async def contend() -> list[str]:
         order: list[str] = []
@@ -542,7 +542,7 @@ async def test_a_run_waits_while_another_process_runs_the_same_source(
     process holds the source's lock, a run waits; killed with SIGKILL, the holder lets go."""
     import sys
 
-    from seedvault.probing import source_lock_path
+    from seedvault.provider import source_lock_path
 
     fake_provider.chat.models[MODEL] = Model()
     path = source_lock_path(node.catalog, probes_source_key("openai-probes", MODEL))

@@ -21,14 +21,22 @@ import structlog
 from seedvault import __version__
 from seedvault.app import Node
 from seedvault.capture import capture
-from seedvault.config import Config, describe, load_config, parse_duration
-from seedvault.errors import SeedvaultError, UsageError
+from seedvault.config import (
+    Config,
+    ModelsApiWatch,
+    PageWatch,
+    ProbesWatch,
+    describe,
+    load_config,
+    parse_duration,
+)
+from seedvault.errors import ConfigError, SeedvaultError, UsageError
 from seedvault.fixity import verify
 from seedvault.gc import collect
 from seedvault.logs import setup_logging
 from seedvault.progress import TerminalProgress, human_bytes
 from seedvault.sources.local import DirSource
-from seedvault.sources.spec import parse_spec
+from seedvault.sources.spec import SourceSpec, parse_spec
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +45,10 @@ sources:
   dir:PATH                  a model directory on this machine
   hf:org/name[@rev]         a Hugging Face model repo (branch, tag or 40-hex commit)
   hf-dataset:org/name[@rev] a Hugging Face dataset repo
-  a source key              as `seedvault ls` prints it, optionally with @rev
+  WATCH-ID                  the id of a [[watch.models_api]] (api/ID), [[watch.page]]
+                            (page/ID) or [[watch.probes]] (probes/ID/MODEL, one per model)
+  a source key              as `seedvault ls` prints it, optionally with @rev (a Hub repo's
+                            key without @rev means @main, as hf:org/name does)
 
 config: --config PATH (before or after COMMAND), else ./seedvault.toml when present, else
 built-in defaults (fs vault in ./vault, catalog ./seedvault-catalog.sqlite). Exit status:
@@ -59,23 +70,39 @@ def _is_snapshot_id(text: str) -> bool:
     return 8 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text.lower())
 
 
+def _spec(cfg: Config, text: str) -> SourceSpec:
+    """A SOURCE argument, watch ids included (see "Sources, keys and refs")."""
+    return parse_spec(text, hub_endpoint=cfg.hub.endpoint, watches=cfg.watch)
+
+
 def _check_target(cfg: Config, target: str) -> None:
     """A malformed SNAPSHOT or SOURCE[@rev] argument is a usage error before anything opens."""
     if target and len(target) < 8 and all(c in "0123456789abcdef" for c in target.lower()):
         raise UsageError(f"{target!r} is too short for a snapshot id: give at least 8 hex digits")
     if not _is_snapshot_id(target):
-        parse_spec(target, hub_endpoint=cfg.hub.endpoint)
+        _one_key(_spec(cfg, target), target)
+
+
+def _one_key(spec: SourceSpec, text: str) -> str:
+    """The one source key ``show`` and ``export`` resolve (a probes watch of several models
+    names several: the user picks one)."""
+    if len(spec.source_keys) > 1:
+        raise UsageError(
+            f"{text!r} is a [[watch.probes]] of {len(spec.models)} models: name one of its "
+            f"sources: {', '.join(spec.source_keys)}"
+        )
+    return spec.key
 
 
 def _resolve(node: Node, target: str) -> str:
-    """A SNAPSHOT or SOURCE[@rev] argument → snapshot id."""
+    """A SNAPSHOT or SOURCE[@rev] argument → snapshot id (a Hub repo without @rev: ``main``)."""
     if _is_snapshot_id(target):
         return node.catalog.find_snapshot_prefix(target)
-    spec = parse_spec(target, hub_endpoint=node.config.hub.endpoint)
+    spec = _spec(node.config, target)
     revision = spec.revision
-    if revision is None and spec.kind in ("hf-model", "hf-dataset"):
+    if revision is None and spec.hub:
         revision = "main"
-    return node.catalog.resolve(spec.key, revision)
+    return node.catalog.resolve(_one_key(spec, target), revision)
 
 
 # ---------------------------------------------------------------------- commands
@@ -83,7 +110,14 @@ def _resolve(node: Node, target: str) -> str:
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    spec = parse_spec(args.source, hub_endpoint=cfg.hub.endpoint)
+    spec = _spec(cfg, args.source)
+    if spec.kind in ("api-models", "page", "api-probes"):
+        if spec.revision is not None:
+            raise UsageError(f"{args.source}: a watch's source takes no @revision")
+        if spec.kind == "api-probes":
+            probes = next(w for w in cfg.watch.probes if w.id == spec.watch)
+            return _probe_runs(cfg, probes, spec.models, trigger="manual", repeat=probes.repeat)
+        return _snapshot_watch(cfg, spec, args.source)
     if spec.kind in ("hf-model", "hf-dataset"):
         from seedvault.mirror import HfTarget, find_watch, snapshot_hf
 
@@ -123,7 +157,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             print(f"unchanged: commit {outcome.commit} is already archived", file=sys.stderr)
         return 0
     if spec.kind != "dir":
-        raise UsageError(f"{args.source}: use dir:PATH, hf:org/name[@rev] or hf-dataset:…")
+        raise UsageError(
+            f"{args.source}: use dir:PATH, hf:org/name[@rev], hf-dataset:…, or the id of a "
+            "[[watch.models_api]], [[watch.page]] or [[watch.probes]]"
+        )
     with Node.open(cfg) as node:
         source = DirSource(spec.path)
         result = asyncio.run(
@@ -148,11 +185,54 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot_watch(cfg: Config, spec: SourceSpec, text: str) -> int:
+    """``snapshot <models_api or page id>``: one poll now, as the daemon's job polls it."""
+    from seedvault import provider
+
+    watch: ModelsApiWatch | PageWatch
+    if spec.kind == "page":
+        watch = next(w for w in cfg.watch.page if w.id == spec.watch)
+    else:
+        watch = next(w for w in cfg.watch.models_api if w.id == spec.watch)
+        i = cfg.watch.models_api.index(watch)
+        if not os.environ.get(watch.api_key_env):  # a local slip, not a list_failed event
+            raise ConfigError(
+                f"watch.models_api[{i}].api_key_env: environment variable {watch.api_key_env} "
+                "is not set"
+            )
+    with Node.open(cfg) as node:
+        result, crossed = asyncio.run(
+            provider.poll_watch(
+                watch, cfg.watch.models_api, cfg.watch.page, vault=node.vault,
+                catalog=node.catalog, ingestor=node.ingestor, trigger="manual",
+            )
+        )  # fmt: skip
+        manifest = node.vault.snapshot(result.snapshot) if result.snapshot else None
+    events = ", ".join(e.type for e in (*result.events, *crossed)) or "no event"
+    if not result.ok or manifest is None:
+        reason = result.detail or "nothing captured"
+        print(f"seedvault: error: {text}: {result.status}: {reason} ({events})", file=sys.stderr)
+        return 1
+    print(result.snapshot)
+    state = "new snapshot" if result.status == "captured" else "unchanged (no new snapshot)"
+    print(
+        f"{state} of {result.source_key}: {len(manifest.files)} file(s), "
+        f"{human_bytes(manifest.total_bytes)}; {events}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    key = parse_spec(args.source, hub_endpoint=cfg.hub.endpoint).key if args.source else None
+    spec = _spec(cfg, args.source) if args.source else None
+    key = spec.key if spec else None
     with Node.open(cfg, create=False) as node:
-        rows = node.catalog.snapshots(key)
+        if spec is not None and len(spec.source_keys) > 1:  # a probes watch: all its models
+            keys = set(spec.source_keys)
+            rows = [row for row in node.catalog.snapshots() if row.source_key in keys]
+        else:
+            rows = node.catalog.snapshots(key)
     if key is not None and not rows:  # as `show` and `export` report an unknown source
         raise UsageError(f"nothing archived for {key}")
     if args.json:
@@ -212,7 +292,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.layout == "hf-cache":
             revision = None
             if not _is_snapshot_id(args.target):
-                revision = parse_spec(args.target, hub_endpoint=node.config.hub.endpoint).revision
+                revision = _spec(node.config, args.target).revision
             folder = export_hf_cache(
                 node.vault, manifest, args.to, revision=revision, on_bytes=on_bytes
             )
@@ -344,7 +424,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if watch is None:
         known = ", ".join(w.id for w in cfg.watch.probes) or "none configured"
         raise UsageError(f"{args.watch}: no [[watch.probes]] with this id ({known})")
-    api = next(a for a in cfg.watch.models_api if a.id == watch.api)
     models = [args.model] if args.model else list(watch.models)
     if args.model and args.model not in watch.models:
         raise UsageError(f"{args.model}: not among the models of {watch.id}")
@@ -355,6 +434,23 @@ def cmd_probe(args: argparse.Namespace) -> int:
     repeat = args.repeat or watch.repeat
     if args.rescue:
         repeat = max(repeat, probing.RESCUE_REPEAT)
+    return _probe_runs(cfg, watch, models, trigger=trigger, labels=labels, repeat=repeat)
+
+
+def _probe_runs(
+    cfg: Config,
+    watch: ProbesWatch,
+    models: Sequence[str],
+    *,
+    trigger: str,
+    repeat: int,
+    labels: Sequence[str] = (),
+) -> int:
+    """Run ``watch``'s suite once on each of ``models`` (``probe`` and ``snapshot <probes
+    id>``): each model's outcome on stderr, each run's snapshot on stdout; 1 if one failed."""
+    from seedvault import probing
+
+    api = next(a for a in cfg.watch.models_api if a.id == watch.api)
     worst = 0
     with Node.open(cfg) as node:
         for model in models:
@@ -410,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
         "source",
         metavar="SOURCE",
         help="dir:PATH, hf:org/name[@rev] or hf-dataset:org/name[@rev] (the Hub is [hub] "
-        "endpoint; a matching [[watch.hf]] lends its include/exclude, max_bytes, access, token)",
+        "endpoint; a matching [[watch.hf]] lends its include/exclude, max_bytes, access, token), "
+        "or the id (or source key) of a [[watch.models_api]] or [[watch.page]] (one poll now, "
+        "as the daemon's) or of a [[watch.probes]] (as `seedvault probe WATCH`)",
     )
     p = add("ls", cmd_ls, "list snapshots, newest first")
     p.add_argument("source", metavar="SOURCE", nargs="?", help="only this source")

@@ -14,15 +14,10 @@ recorded before the source state is saved).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,7 +30,7 @@ from seedvault.errors import ConfigError, IntegrityError, NotInVault, UpstreamEr
 from seedvault.events import Event, SourceState
 from seedvault.ingest import Ingestor
 from seedvault.notify.reminders import SHUTDOWN_EVENT_TYPES, due_reminders, known_shutdowns
-from seedvault.provider import Poll, WatchResult
+from seedvault.provider import Poll, WatchResult, source_lock
 from seedvault.sources.pages import DEFAULT_RETRY, RetryPolicy, http_session
 from seedvault.sources.probe_compare import compare_runs, text_hashes
 from seedvault.sources.probe_suite import Suite, load_suite
@@ -98,65 +93,6 @@ async def poll_probes(
             session=session, env=env, policy=policy, trigger=trigger, labels=labels,
             repeat=repeat, suite=suite,
         )  # fmt: skip
-
-
-_PROBE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _probe_lock(key: str) -> asyncio.Lock:
-    """The lock that runs one probe source's polls one at a time, in the running loop.
-
-    Per loop: an :class:`asyncio.Lock` belongs to the loop it first waited in, so one shared
-    across loops (a second ``asyncio.run`` in the same process, as the CLI and tests do) would
-    fail with "bound to a different event loop" the first time it was contended there.
-    """
-    locks = _PROBE_LOCKS.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(key, asyncio.Lock())
-
-
-LOCK_POLL_S = 0.5
-"""How often a run waiting for another process's run of the same source tries again."""
-
-
-def source_lock_path(catalog: Catalog, key: str) -> Path | None:
-    """The file whose ``flock`` runs one probe source's polls one process at a time: beside
-    the catalog (every process of a node opens the same one); None for an in-memory catalog."""
-    if catalog.path == ":memory:":
-        return None
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    return Path(catalog.path + ".locks") / f"probes-{digest}"
-
-
-@contextlib.asynccontextmanager
-async def source_lock(catalog: Catalog, key: str) -> AsyncIterator[None]:
-    """Hold probe source ``key`` for one run: first against other runs in this event loop,
-    then against other processes of the node (the daemon and ``seedvault probe``), with an
-    exclusive ``flock`` on :func:`source_lock_path`, tried every :data:`LOCK_POLL_S` so the
-    wait can be cancelled. The kernel releases the lock when its holder exits, also by
-    SIGKILL."""
-    async with _probe_lock(key):
-        path = source_lock_path(catalog, key)
-        if path is None:
-            yield
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not told:
-                        log.info("probe_waiting", source=key, reason="another process runs it")
-                        told = True
-                    await asyncio.sleep(LOCK_POLL_S)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
 
 async def _poll_probes(

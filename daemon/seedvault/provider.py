@@ -29,7 +29,8 @@ API's provider says is deprecated or retired while the API still lists it is
 ``announced_still_listed`` (routine; again when its exact shutdown date has passed), and a
 confirmed ``model_removed`` that no watched page of that provider announced is
 ``not_announced_removal`` (urgent). A page watch maps to the models lists whose ``flavor``
-equals its ``provider``.
+equals its ``provider``. :func:`poll_watch` is one poll of either kind followed by the
+cross-checks, as the daemon's jobs and ``seedvault snapshot <watch id>`` run it.
 
 Behaviour probes (``[[watch.probes]]``) are run by :mod:`seedvault.probing`.
 
@@ -40,10 +41,15 @@ between re-derives the same event ids on the next poll and records nothing twice
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
 import os
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -270,6 +276,102 @@ async def _judge_page(
 
 
 # -- cross-checks ---------------------------------------------------------------------------------
+
+
+_SOURCE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _source_lock_in_loop(key: str) -> asyncio.Lock:
+    """The lock that runs one source's polls one at a time, in the running loop.
+
+    Per loop: an :class:`asyncio.Lock` belongs to the loop it first waited in, so one shared
+    across loops (a second ``asyncio.run`` in the same process, as the CLI and tests do) would
+    fail with "bound to a different event loop" the first time it was contended there.
+    """
+    locks = _SOURCE_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(key, asyncio.Lock())
+
+
+LOCK_POLL_S = 0.5
+"""How often a run waiting for another process's run of the same source tries again."""
+
+
+def source_lock_path(catalog: Catalog, key: str) -> Path | None:
+    """The file whose ``flock`` runs one provider source's polls (a models list, a page, a
+    probed model) one process at a time: beside the catalog (every process of a node opens
+    the same one); None for an in-memory catalog. (Named ``probes-…`` for every kind: the
+    name probe runs used first, so a node's processes agree across the upgrade.)"""
+    if catalog.path == ":memory:":
+        return None
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return Path(catalog.path + ".locks") / f"probes-{digest}"
+
+
+@contextlib.asynccontextmanager
+async def source_lock(catalog: Catalog, key: str) -> AsyncIterator[None]:
+    """Hold source ``key`` for one poll: first against other polls in this event loop, then
+    against other processes of the node (the daemon, ``seedvault probe`` and ``snapshot``), with an
+    exclusive ``flock`` on :func:`source_lock_path`, tried every :data:`LOCK_POLL_S` so the
+    wait can be cancelled. The kernel releases the lock when its holder exits, also by
+    SIGKILL."""
+    async with _source_lock_in_loop(key):
+        path = source_lock_path(catalog, key)
+        if path is None:
+            yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        log.info("poll_waiting", source=key, reason="another process polls it")
+                        told = True
+                    await asyncio.sleep(LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+async def poll_watch(
+    watch: ModelsApiWatch | PageWatch,
+    apis: Sequence[ModelsApiWatch],
+    pages: Sequence[PageWatch],
+    *,
+    vault: Vault,
+    catalog: Catalog,
+    ingestor: Ingestor,
+    trigger: str = "scheduled",
+) -> tuple[WatchResult, tuple[Event, ...]]:
+    """One poll of a models list or a page, then the cross-checks between all the watched
+    ``apis`` and ``pages``: the poll's result and the events the cross-checks recorded. The
+    daemon's jobs and ``seedvault snapshot <watch id>`` (``trigger`` ``manual``) poll here.
+
+    Raises only when the vault or catalog cannot record what happened.
+    """
+    if isinstance(watch, PageWatch):
+        async with source_lock(catalog, page_source_key(watch.id)):
+            result = await poll_page(
+                watch, vault=vault, catalog=catalog, ingestor=ingestor, trigger=trigger
+            )
+    else:
+        async with source_lock(catalog, models_source_key(watch.id)):
+            result = await poll_models_api(
+                watch, vault=vault, catalog=catalog, ingestor=ingestor, trigger=trigger
+            )
+    async with source_lock(catalog, CROSS_CHECK_LOCK):
+        crossed = await cross_check(apis, pages, vault=vault, catalog=catalog)
+    return result, crossed
+
+
+CROSS_CHECK_LOCK = "cross-check"
+"""The :func:`source_lock` key of the cross-checks (they keep their own marks)."""
 
 
 async def cross_check(

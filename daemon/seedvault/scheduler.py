@@ -364,19 +364,13 @@ class Watches:
         node = self.node
         structlog.contextvars.bind_contextvars(watch=pid)
         try:
-            if isinstance(watch, PageWatch):
-                result = await provider.poll_page(
-                    watch, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor
-                )
-            else:
-                result = await provider.poll_models_api(
-                    watch, vault=node.vault, catalog=node.catalog, ingestor=node.ingestor
-                )
-            crossed = await provider.cross_check(
+            result, crossed = await provider.poll_watch(
+                watch,
                 self.cfg.watch.models_api,
                 self.cfg.watch.page,
                 vault=node.vault,
                 catalog=node.catalog,
+                ingestor=node.ingestor,
             )
         except SeedvaultError as exc:  # the vault or catalog failed: try again next time
             log.error("watch_failed", error=str(exc), error_type=type(exc).__name__)
