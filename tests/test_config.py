@@ -46,6 +46,22 @@ def test_example_loads_wherever_copied(tmp_path: Path) -> None:
     assert cfg.alerts.email[0].from_ == "seedvault@node.example.edu"
 
 
+def test_example_loads_without_warnings(tmp_path: Path) -> None:
+    """The example's values draw no warning: a timeout in seconds is usual, not a slip (the
+    ``short_duration`` warning is for intervals such as ``every``), and it still warns there."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as quiet:
+        load_config(EXAMPLE, env=EXAMPLE_ENV)
+    assert quiet == []
+    short = EXAMPLE.read_text().replace('every = "6h"', 'every = "30s"', 1)
+    assert short != EXAMPLE.read_text()
+    (tmp_path / "short.toml").write_text(short)
+    with capture_logs() as warned:
+        load_config(tmp_path / "short.toml", env=EXAMPLE_ENV)
+    assert [e["event"] for e in warned] == ["short_duration"]
+
+
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No config: fs vault ./vault and catalog ./seedvault-catalog.sqlite in the cwd."""
     monkeypatch.chdir(tmp_path)
@@ -139,6 +155,7 @@ def test_vault_commands_need_no_watch_or_alert_secrets(tmp_path: Path) -> None:
 
 
 PAGE = "[[watch.page]]\nid = 'p'\nprovider = 'generic'\nurl = 'http://127.0.0.1:9/a'\n"
+EMAIL = '[[alerts.email]]\nto = ["l@example.org"]\nfrom = "n@example.org"\n'
 
 # Values that only `run` used to refuse (its alert dispatcher and server), and duplicate
 # watch ids and values nothing can use that were accepted silently: refused when the config
@@ -213,6 +230,33 @@ REFUSED_AT_LOAD = [
         '[daemon]\nscrub_period = "23h"\n',
         "daemon.scrub_period: expected at least \"1d\", got '23h'",
     ),
+    (
+        '[hub]\nendpoint = "huggingface.co"\n',
+        "hub.endpoint: expected an http(s) URL such as \"https://host/…\", got 'huggingface.co'",
+    ),
+    (
+        '[[watch.hf]]\nrepo = "org/m"\nendpoint = "http://"\n',
+        "watch.hf[0].endpoint: expected an http(s) URL",
+    ),
+    (
+        "[[watch.models_api]]\nid = 'o'\nflavor = 'openai'\nbase_url = 'api.openai.com/v1'\n"
+        "api_key_env = 'SV_TEST_KEY'\n",
+        "watch.models_api[0].base_url: expected an http(s) URL",
+    ),
+    (
+        "[[watch.page]]\nid = 'p'\nprovider = 'openai'\nurl = 'file:///etc/passwd'\n",
+        "watch.page[0].url: expected an http(s) URL",
+    ),
+    ('[vault]\nendpoint_url = "localhost:8333"\n', "vault.endpoint_url: expected an http(s) URL"),
+    ('[server]\npublic_url = "node.example.edu"\n', "server.public_url: expected an http(s) URL"),
+    (
+        f'{EMAIL}timeout = "0s"\n',
+        "alerts.email[0].timeout: expected at least \"1s\", got '0s'",
+    ),
+    (
+        f'{EMAIL}timeout = "soon"\n',
+        "alerts.email[0].timeout: expected a duration like \"6h\", got 'soon'",
+    ),
 ]
 REFUSED_IDS = [
     "webhook-event",
@@ -234,6 +278,14 @@ REFUSED_IDS = [
     "hf-every-0s",
     "page-every-0m",
     "scrub_period-under-a-day",
+    "hub-endpoint-no-scheme",
+    "hf-endpoint-no-host",
+    "models_api-base_url-no-scheme",
+    "page-url-file",
+    "vault-endpoint_url-no-scheme",
+    "public_url-no-scheme",
+    "email-timeout-0s",
+    "email-timeout-unparsable",
 ]
 
 
@@ -335,3 +387,42 @@ def test_bad_webhook_secret_refused_where_secrets_are_checked(tmp_path: Path) ->
         assert f"seedvault: error: {err.value}" in result.stderr
         assert "not*base64!" not in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["node.toml"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"0m"', "expected at least \"1s\", got '0m'"),
+        ('"500ms"', "expected a duration like \"6h\", got '500ms'"),
+        ('"1.5s"', "expected a duration like \"6h\", got '1.5s'"),
+        ('""', "expected a duration like \"6h\", got ''"),
+        ("30", 'expected a duration like "6h", got 30'),
+    ],
+    ids=["0m", "milliseconds", "fraction", "empty", "a-number"],
+)
+def test_email_timeout_refused_under_a_second_or_unparsable(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    """``[[alerts.email]] timeout`` is a duration of at least 1 s: anything else is refused
+    when the file is loaded, naming the key (the second list here, so its index)."""
+    path = tmp_path / "node.toml"
+    path.write_text(f"{EMAIL}{EMAIL.replace('l@', 'm@')}timeout = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert str(err.value) == f"alerts.email[1].timeout: {message}"
+
+
+def test_email_timeout_default_and_accepted_values(tmp_path: Path) -> None:
+    """Without ``timeout`` an email destination waits 30 s for its server; "1s" (the
+    smallest accepted) and longer durations load."""
+    path = tmp_path / "node.toml"
+    path.write_text(
+        EMAIL
+        + EMAIL.replace("l@", "m@")
+        + 'timeout = "1s"\n'
+        + EMAIL.replace("l@", "n@")
+        + 'timeout = "2m"\n'
+    )
+    cfg = load_config(path, env={})
+    assert [e.timeout.seconds for e in cfg.alerts.email] == [30, 1, 120]
+    assert load_config(EXAMPLE, env=EXAMPLE_ENV).alerts.email[0].timeout.seconds == 30

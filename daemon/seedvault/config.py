@@ -23,6 +23,7 @@ import types
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -52,9 +53,14 @@ def parse_duration(value: str) -> int:
     return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def _f(default: Any, help: str, *, at_least: str = "") -> Any:
-    """A field with its default and help; ``at_least``: the shortest duration accepted."""
-    meta = {"help": help, "at_least": at_least} if at_least else {"help": help}
+def _f(default: Any, help: str, *, at_least: str = "", seconds_ok: bool = False) -> Any:
+    """A field with its default and help; ``at_least``: the shortest duration accepted;
+    ``seconds_ok``: a duration of seconds is usual here (no ``short_duration`` warning)."""
+    meta: dict[str, Any] = {"help": help}
+    if at_least:
+        meta["at_least"] = at_least
+    if seconds_ok:
+        meta["seconds_ok"] = True
     if isinstance(default, list):
         return field(default_factory=functools.partial(list, default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -115,7 +121,9 @@ class HubConfig:
 @dataclass(frozen=True)
 class DaemonConfig:
     max_captures: int = _f(2, "captures running at once")
-    shutdown_timeout: Duration = _f(Duration("60s"), "SIGTERM: drain this long, then cancel")
+    shutdown_timeout: Duration = _f(
+        Duration("60s"), "SIGTERM: drain this long, then cancel", seconds_ok=True
+    )
     scrub_period: Duration = _f(
         Duration("30d"),
         "every object verified once per period (whole days, rounded down; at least 1d)",
@@ -190,6 +198,13 @@ class EmailAlert:
     smtp_host: str = _f("localhost", "SMTP server")
     smtp_port: int = _f(25, "SMTP port")
     tls: str = _f("auto", '"auto" | "starttls" | "implicit" | "none"')
+    timeout: Duration = _f(
+        Duration("30s"),
+        "longest wait for the SMTP server at each step (connecting, its greeting, each reply);"
+        " then the try fails and is retried later (at least 1s)",
+        at_least="1s",
+        seconds_ok=True,
+    )
     username: str = _f("", "SMTP user (empty: no auth)")
     password_env: str = _f("", "env var with the SMTP password (required with username)")
     events: list[str] = _f(["*"], "event types sent here")
@@ -271,15 +286,21 @@ def _build(cls: type[Any], data: Any, path: str, schema_path: str) -> Any:
             continue
         kwargs[f.name] = _value(hints[f.name], data[toml_key], where, schema_where)
         if isinstance(kwargs[f.name], Duration):
-            _check_duration(kwargs[f.name], f.metadata.get("at_least", ""), where)
+            _check_duration(
+                kwargs[f.name],
+                f.metadata.get("at_least", ""),
+                where,
+                warn_short=not f.metadata.get("seconds_ok"),
+            )
     return cls(**kwargs)
 
 
-def _check_duration(value: Duration, at_least: str, where: str) -> None:
-    """Refuse a duration below the field's minimum; warn about one under a minute."""
+def _check_duration(value: Duration, at_least: str, where: str, *, warn_short: bool) -> None:
+    """Refuse a duration below the field's minimum; warn about one under a minute (an
+    interval that short is likely a slip) unless seconds are usual for the key."""
     if at_least and value.seconds < parse_duration(at_least):
         raise ConfigError(f'{where}: expected at least "{at_least}", got {str(value)!r}')
-    if value.seconds < 60:
+    if warn_short and value.seconds < 60:
         log.warning("short_duration", key=where, value=str(value))
 
 
@@ -373,12 +394,45 @@ def _check(cfg: Config, env: dict[str, str], secrets: bool = True) -> Config:
             raise ConfigError(
                 f"watch.hf[{i}].revisions: at least one branch, tag or commit, none empty"
             )
+    _check_urls(cfg)
     _unique_ids("watch.models_api", [w.id for w in cfg.watch.models_api])
     _unique_ids("watch.page", [w.id for w in cfg.watch.page])
     _check_pages(cfg)
     _check_probes(cfg)
     _check_alerts(cfg)
     return cfg
+
+
+def _check_urls(cfg: Config) -> None:
+    """Every URL key holds an http(s) URL with a host (the empty ones that may be empty
+    aside): caught at load, naming the key, rather than at the first poll. (Webhook URLs are
+    checked with the other alert destinations.)"""
+    urls: list[tuple[str, str, bool]] = [
+        ("vault.endpoint_url", cfg.vault.endpoint_url, True),
+        ("server.public_url", cfg.server.public_url, False),
+        ("hub.endpoint", cfg.hub.endpoint, False),
+    ]
+    urls += [(f"watch.hf[{i}].endpoint", w.endpoint, True) for i, w in enumerate(cfg.watch.hf)]
+    urls += [
+        (f"watch.models_api[{i}].base_url", w.base_url, False)
+        for i, w in enumerate(cfg.watch.models_api)
+    ]
+    urls += [(f"watch.page[{i}].url", w.url, False) for i, w in enumerate(cfg.watch.page)]
+    for where, url, may_be_empty in urls:
+        if may_be_empty and not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        else:
+            if parts.scheme not in ("http", "https"):
+                host = None
+        if not host:
+            raise ConfigError(
+                f'{where}: expected an http(s) URL such as "https://host/…", got {url!r}'
+            )
 
 
 def _check_webhook_secrets(cfg: Config, env: dict[str, str]) -> None:
