@@ -1,14 +1,24 @@
 """Email alerts against a real SMTP server (aiosmtpd on loopback): one message per urgent
 event with list-friendly headers and every fact in the body, threads per model, one daily
-digest, outages survived without loss or duplicates, dead letters reported and counted."""
+digest, outages and stalled servers survived without loss or duplicates, dead letters
+reported and counted."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
 from structlog.testing import capture_logs
 
 from seedvault.errors import StoreError
@@ -17,6 +27,7 @@ from seedvault.notify import alert_metrics
 from tests.test_alerts_support import (
     COMMIT,
     HUB_KEY,
+    Received,
     SmtpSink,
     at,
     email_toml,
@@ -25,6 +36,12 @@ from tests.test_alerts_support import (
     running_sink,
     shutdown,
 )
+
+STALL_TIMEOUT = "1s"
+"""The ``timeout`` of the destinations that stall: a stalled try must end after about this."""
+BOUND_S = 10.0
+"""Every wait on a stalled server is bounded by this (the default timeout is 30 s), so a test
+fails — rather than hangs — if the configured timeout is not the one in effect."""
 
 
 async def test_urgent_event_gives_one_message_with_headers_and_body(
@@ -329,3 +346,236 @@ async def test_started_dispatcher_sends_on_wake_and_stops(smtp: SmtpSink, nodes:
         await asyncio.sleep(0.01)
     await d.stop(timeout_s=5)
     assert smtp.message_ids() == [f"<{event.id}@node.example.edu>"]
+
+
+# ---------------------------------------------------------------- stalled servers
+
+
+@dataclass
+class StallingSink(SmtpSink):
+    """An :class:`SmtpSink` that takes the data of its next ``stalls`` messages and then goes
+    silent — no reply — until :meth:`resume` (a stuck content filter, an overloaded relay).
+    Those messages are kept in ``stalled``: the server has them, the sender never heard so."""
+
+    stalls: int = 0
+    stalled: list[Received] = field(default_factory=list)
+    _resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            stall, self.stalls = self.stalls > 0, max(self.stalls - 1, 0)
+        if not stall:
+            return await super().handle_DATA(server, session, envelope)
+        raw = bytes(envelope.original_content or b"")
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        with self._lock:
+            self.stalled.append(
+                Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
+            )
+        await self._resume.wait()  # set from the test's thread, in the server's loop
+        return "250 OK"
+
+    def resume(self) -> None:
+        """End the stall: later messages get their replies again."""
+        with self._lock:
+            self.stalls = 0
+        if self._controller is not None:
+            self._controller.loop.call_soon_threadsafe(self._resume.set)
+
+
+@contextlib.contextmanager
+def stalling_sink(stalls: int) -> Iterator[StallingSink]:
+    sink = StallingSink(stalls=stalls)
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.resume()
+        sink.stop()
+
+
+@dataclass
+class SilentServer:
+    """A TCP server on loopback that accepts connections and never sends a byte (no SMTP
+    greeting), keeping each connection open until the client gives up."""
+
+    port: int = 0
+    accepted: list[float] = field(default_factory=list)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted.append(time.monotonic())
+        self.writers.append(writer)
+        with contextlib.suppress(OSError):
+            await reader.read()  # b"" once the client closes
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[SilentServer]:
+    silent = SilentServer()
+    server = await asyncio.start_server(silent.hold, "127.0.0.1", 0)
+    silent.port = int(server.sockets[0].getsockname()[1])
+    try:
+        yield silent
+    finally:
+        server.close()
+        for writer in silent.writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def timed_pass(d: Any, when: timedelta) -> tuple[Any, float]:
+    """``run_once`` at ``when`` (bounded by ``BOUND_S``) and how long it took."""
+    started = time.monotonic()
+    result = await asyncio.wait_for(d.run_once(at(when)), BOUND_S)
+    return result, time.monotonic() - started
+
+
+async def test_a_server_stalled_after_the_data_fails_the_try_then_sends_once(
+    nodes: Any,
+) -> None:
+    """The server takes the message data and never answers it: after ``timeout`` (1 s, not the
+    30 s default) the try fails as retryable, the alert stays pending (not dead-lettered) and
+    is not retried before its backoff; once the server answers again it is delivered exactly
+    once more, with the same Message-ID as the copy the stalled server kept, and marked sent."""
+    with stalling_sink(stalls=1) as sink:
+        node = nodes(email_toml(sink.port, timeout=STALL_TIMEOUT), retry_for="1d")
+        d = node.dispatcher()
+        await d.run_once(at(timedelta(0)))
+        event = gone(evidence="stall")
+        node.record(event, at(timedelta(seconds=10)))
+        first, took = await timed_pass(d, timedelta(minutes=1))
+        assert (first.sent, first.failed, first.dead_lettered) == (0, 1, 0)
+        assert 0.9 <= took < 5.0, took
+        assert (len(sink.stalled), sink.messages) == (1, [])
+        [row] = node.catalog.outbox.rows()
+        assert (row.state, row.attempts) == ("pending", 1)
+        assert "Timed out" in (row.last_error or ""), row.last_error
+        assert row.next_attempt_at > "2031-03-03T06:01:00"
+        early, _ = await timed_pass(d, timedelta(minutes=1, seconds=5))
+        assert (early.sent, early.failed) == (0, 0)  # its backoff has not passed yet
+        sink.resume()
+        for hours in (1, 2, 3):
+            await timed_pass(d, timedelta(hours=hours))
+        await d.aclose()
+    sent_id = f"<{event.id}@node.example.edu>"
+    assert sink.message_ids() == [sent_id]
+    assert [str(m.message["Message-ID"]) for m in sink.stalled] == [sent_id]
+    [row] = node.catalog.outbox.rows()
+    assert (row.state, row.attempts) == ("sent", 2)
+    assert [r["alert"] for r in node.journal("alert_sent")] == [row.id]
+    assert node.journal("alert_dead_lettered") == []
+    assert alert_metrics(node.catalog)["seedvault_alerts_dead_lettered_total"] == 0
+
+
+async def test_a_server_that_never_greets_times_out_and_is_retried(nodes: Any) -> None:
+    """A server that accepts the TCP connection and never sends its greeting: each try ends
+    after ``timeout`` as a retryable failure and a later pass tries again (a new connection);
+    when a real SMTP server answers on that port, the alert is delivered once."""
+    async with silent_server() as silent:
+        port = silent.port
+        node = nodes(email_toml(port, timeout=STALL_TIMEOUT), retry_for="1d")
+        d = node.dispatcher()
+        await d.run_once(at(timedelta(0)))
+        event = gone(evidence="silent")
+        node.record(event, at(timedelta(seconds=10)))
+        for tries, when in enumerate((timedelta(minutes=1), timedelta(hours=1)), start=1):
+            result, took = await timed_pass(d, when)
+            assert (result.sent, result.failed, result.dead_lettered) == (0, 1, 0)
+            assert 0.9 <= took < 5.0, took
+            assert len(silent.accepted) == tries
+            [row] = node.catalog.outbox.rows()
+            assert (row.state, row.attempts) == ("pending", tries)
+            assert "Timed out" in (row.last_error or ""), row.last_error
+    with running_sink(port=port) as sink:  # the server is back, and speaks SMTP
+        for hours in (2, 3, 4):
+            await timed_pass(d, timedelta(hours=hours))
+        await d.aclose()
+    assert sink.message_ids() == [f"<{event.id}@node.example.edu>"]
+    [row] = node.catalog.outbox.rows()
+    assert (row.state, row.attempts) == ("sent", 3)
+    assert node.journal("alert_dead_lettered") == []
+
+
+async def test_a_silent_server_holds_up_neither_another_list_nor_stop(
+    smtp: SmtpSink, nodes: Any
+) -> None:
+    """Destinations are delivered in parallel: while one list's server stays silent, the other
+    list gets its alert at once, before the stalled try has even timed out; ``stop`` returns
+    once that try times out (2 s here), and the stalled list's alert stays pending."""
+    async with silent_server() as silent:
+        toml = email_toml(silent.port, to=["stalled@lists.example.edu"], timeout="2s")
+        node = nodes(toml + email_toml(smtp.port), retry_for="1d")
+        d = node.dispatcher(interval_s=3600.0)
+        stalled_id, other_id = (
+            "email:stalled@lists.example.edu",
+            "email:ai-archive@lists.example.edu",
+        )
+        d.start()
+        for _ in range(500):  # the first pass registers both destinations
+            if all(node.catalog.outbox.destination_since(x) for x in (stalled_id, other_id)):
+                break
+            await asyncio.sleep(0.01)
+        event = gone()
+        record_event(node.vault, node.catalog, event)
+        started = time.monotonic()
+        d.wake()
+        for _ in range(500):
+            if smtp.messages:
+                break
+            await asyncio.sleep(0.01)
+        assert smtp.message_ids() == [f"<{event.id}@node.example.edu>"]
+        [stalled] = node.catalog.outbox.rows(destination=stalled_id)
+        assert (stalled.state, stalled.attempts) == ("pending", 0)  # its try is still waiting
+        assert len(silent.accepted) == 1
+        await asyncio.wait_for(d.stop(timeout_s=BOUND_S), BOUND_S + 1)
+        assert time.monotonic() - started < 5.0
+    [stalled] = node.catalog.outbox.rows(destination=stalled_id)
+    assert (stalled.state, stalled.attempts) == ("pending", 1)  # timed out, to be retried
+    [other] = node.catalog.outbox.rows(destination=other_id)
+    assert other.state == "sent"
+
+
+@dataclass
+class MuteAtQuitSink(SmtpSink):
+    """An :class:`SmtpSink` that accepts every message and then never answers ``QUIT``."""
+
+    _never: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_QUIT(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        await self._never.wait()
+        return "221 Bye"
+
+
+async def test_a_server_mute_at_quit_delays_nothing_and_sends_nothing_twice(
+    nodes: Any,
+) -> None:
+    """A message is delivered once the server answers its data: a server that then never
+    answers ``QUIT`` holds up neither the list's next alerts (three in one pass take less than
+    one 2 s timeout, not three) nor ``stop``; every alert is marked sent at once, so a restart
+    sends none of them again."""
+    sink = MuteAtQuitSink()
+    sink.start()
+    try:
+        node = nodes(email_toml(sink.port, timeout="2s"), retry_for="1d")
+        d = node.dispatcher()
+        await d.run_once(at(timedelta(0)))
+        events = [gone(evidence=f"mute-{i}") for i in range(3)]
+        for i, event in enumerate(events):
+            node.record(event, at(timedelta(seconds=10 + i)))
+        result, took = await timed_pass(d, timedelta(minutes=1))
+        assert (result.sent, result.failed) == (3, 0)
+        assert took < 2.0, took
+        assert {r.state for r in node.catalog.outbox.rows()} == {"sent"}
+        started = time.monotonic()
+        await asyncio.wait_for(d.stop(timeout_s=BOUND_S), BOUND_S + 1)
+        assert time.monotonic() - started < 2.0 + 1.0  # the goodbyes waited one timeout
+        again = node.dispatcher()  # the next start of the node
+        later, _ = await timed_pass(again, timedelta(hours=1))
+        await again.aclose()
+    finally:
+        sink.stop()
+    assert (later.sent, later.failed) == (0, 0)
+    assert sorted(sink.message_ids()) == sorted(f"<{e.id}@node.example.edu>" for e in events)

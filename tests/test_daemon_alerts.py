@@ -13,7 +13,8 @@ async def test_gated_repo_reaches_the_mailing_list(
     fake_hub: FakeHub, smtp: SmtpSink, tmp_path: Path
 ) -> None:
     """The daemon archives a repo, the Hub gates it, and exactly one urgent `repo_gated` mail
-    reaches the list through the daemon's own dispatcher; /metrics shows the outbox drained."""
+    reaches the list through the daemon's own dispatcher; /metrics shows the outbox drained
+    and the alert counted as sent."""
     repo = fake_hub.create_repo("org/m")
     repo.commit({"config.json": b'{"v": 1}'})
     config = write_config(
@@ -31,7 +32,11 @@ async def test_gated_repo_reaches_the_mailing_list(
         )
         repo.gate("manual")
         await poll_until("the repo_gated mail", lambda: smtp.messages, within_s=90)
-        await daemon.wait_metric("seedvault_outbox_size", 0)
+        await daemon.wait_metric("seedvault_alerts_sent_total", 1)
+        scraped = await daemon.metrics()  # a KeyError if a series is missing
+        assert scraped[("seedvault_outbox_size", frozenset())] == 0
+        assert scraped[("seedvault_alerts_sent_total", frozenset())] == 1
+        assert scraped[("seedvault_alerts_dead_lettered_total", frozenset())] == 0
         assert await daemon.stop() == 0
     assert len(smtp.messages) == 1
     message = smtp.messages[0].message

@@ -151,15 +151,21 @@ def background_services(node: Node, cfg: Config) -> list[Service]:
     return [Dispatcher.from_config(cfg, node.vault, node.catalog)]
 
 
-def outbox_size(node: Node) -> int:
-    """Alerts waiting in the outbox, reported as ``seedvault_outbox_size``.
+def alert_counts(node: Node) -> dict[str, int]:
+    """The outbox's alerts by state for ``/metrics``: ``seedvault_outbox_size`` (pending),
+    ``seedvault_alerts_sent_total`` and ``seedvault_alerts_dead_lettered_total``.
 
     Read from the catalog's outbox (durable across restarts); called from a worker thread at
     each scrape.
     """
     from seedvault.notify import alert_metrics
 
-    return alert_metrics(node.catalog)["seedvault_alerts_pending"]
+    counts = alert_metrics(node.catalog)
+    return {
+        "seedvault_outbox_size": counts["seedvault_alerts_pending"],
+        "seedvault_alerts_sent_total": counts["seedvault_alerts_sent_total"],
+        "seedvault_alerts_dead_lettered_total": counts["seedvault_alerts_dead_lettered_total"],
+    }
 
 
 # ---------------------------------------------------------------------- the daemon
@@ -174,7 +180,7 @@ class Daemon:
         *,
         config_path: str | None,
         services: ServiceFactory = background_services,
-        outbox: Callable[[Node], int] = outbox_size,
+        alerts: Callable[[Node], dict[str, int]] = alert_counts,
     ) -> None:
         from seedvault.scheduler import JobScheduler, Watches
         from seedvault.scrub import Scrubber
@@ -214,7 +220,19 @@ class Daemon:
         )
         r.gauge_fn("seedvault_watches", "Watches scheduled.", lambda: float(self.watches.count))
         r.gauge_fn(
-            "seedvault_outbox_size", "Alerts waiting in the outbox.", lambda: float(outbox(node))
+            "seedvault_outbox_size",
+            "Alerts waiting in the outbox.",
+            lambda: float(alerts(node)["seedvault_outbox_size"]),
+        )
+        r.counter_fn(
+            "seedvault_alerts_sent_total",
+            "Alerts accepted by their destination (kept in the outbox: survives restarts).",
+            lambda: float(alerts(node)["seedvault_alerts_sent_total"]),
+        )
+        r.counter_fn(
+            "seedvault_alerts_dead_lettered_total",
+            "Alerts given up on after [alerts] retry_for or a permanent refusal.",
+            lambda: float(alerts(node)["seedvault_alerts_dead_lettered_total"]),
         )
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -127,6 +127,13 @@ class Registry:
         metric._sampler = sampler
         self._add(metric)
 
+    def counter_fn(self, name: str, help: str, sampler: Sampler) -> None:
+        """A counter read from ``sampler`` at each scrape (a durable count kept elsewhere, such
+        as the catalog's outbox), so it survives restarts."""
+        metric = Metric("counter", name, help, ())
+        metric._sampler = sampler
+        self._add(metric)
+
     def get(self, name: str) -> Metric:
         return self._metrics[name]
 

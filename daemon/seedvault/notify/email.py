@@ -17,6 +17,7 @@ to aiosmtplib only, and is never logged or kept in an error message.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import ssl
@@ -138,7 +139,16 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
 
 
 class EmailNotifier:
-    """Sends alerts to one ``[[alerts.email]]`` destination with aiosmtplib."""
+    """Sends alerts to one ``[[alerts.email]]`` destination with aiosmtplib.
+
+    ``timeout_s`` (default: the destination's ``timeout`` key) bounds each wait for the
+    server: the TCP connection, its greeting, and every reply. A server that stops answering
+    (accepts the connection and never greets, or never answers the message data) fails the
+    try with a retryable :class:`~seedvault.errors.AlertDeliveryError` after that long; the
+    alert stays pending, and its resend carries the same ``Message-ID``. The bound is per
+    step, not per message: a server that answers every step just in time can hold one try for
+    several times ``timeout_s``.
+    """
 
     def __init__(
         self,
@@ -146,16 +156,17 @@ class EmailNotifier:
         cfg: EmailAlert,
         *,
         password: str | None = None,
-        timeout_s: float = 30.0,
+        timeout_s: float | None = None,
         tls_context: ssl.SSLContext | None = None,
         html_part: bool = True,
     ) -> None:
         self._destination = destination
         self._cfg = cfg
         self._password = password
-        self._timeout_s = timeout_s
+        self._timeout_s = float(cfg.timeout.seconds) if timeout_s is None else timeout_s
         self._tls_context = tls_context
         self._html_part = html_part
+        self._quitting: set[asyncio.Task[None]] = set()
 
     @property
     def destination(self) -> Destination:
@@ -211,10 +222,29 @@ class EmailNotifier:
                 destination=self._destination.label,
                 refused={k: v.code for k, v in refused.items()},
             )
-        try:
-            await client.quit()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            client.close()
+        # The alert is delivered: return now, so the dispatcher marks it sent at once. Saying
+        # goodbye waits on the server again; a server that never answers QUIT would otherwise
+        # hold every following alert of this list for a timeout each, and a stop during that
+        # wait would leave a delivered alert pending, to be sent twice.
+        quitting = asyncio.get_running_loop().create_task(_quit(client))
+        self._quitting.add(quitting)
+        quitting.add_done_callback(self._quitting.discard)
 
     async def aclose(self) -> None:
-        return None
+        """Wait (up to ``timeout_s``) for the goodbyes still in flight, then drop them."""
+        if self._quitting:
+            _done, late = await asyncio.wait(set(self._quitting), timeout=self._timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    """``QUIT`` on a connection whose message was accepted; whatever happens, it is closed."""
+    try:
+        await client.quit()
+    except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        pass
+    finally:
+        if client.is_connected:
+            client.close()
