@@ -188,6 +188,21 @@ async def test_resolve_headers_and_no_xet_signal(archive: Archive) -> None:
     assert xet_status == 404
 
 
+async def test_a_downstream_node_learns_no_history_from_this_one(archive: Archive) -> None:
+    """The node serves no ``commits`` history (it holds archived commits, not the history
+    between them): a node watching it as its Hub gets 404 and its ancestry question is
+    unanswered (None: capture normally, no ``history_rewritten``), never a wrong answer."""
+    from seedvault.sources.hf_client import HubClient
+
+    async with running(archive.node, TOKENS) as url, aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/api/models/org/model/commits/main") as commits:
+            status = commits.status
+        client = HubClient(url, None, session=session, max_attempts=1)
+        known = await client.is_ancestor("model", "org/model", archive.v1.commit, archive.v2.commit)
+    assert status == 404
+    assert known is None
+
+
 async def test_hf_cli_download_by_sha(archive: Archive, tmp_path: Path) -> None:
     """``hf download org/m --revision <sha>`` in a subprocess gets the archived commit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
