@@ -101,6 +101,10 @@ def test_garbage_ref_is_named_and_everything_else_works(tmp_path: Path) -> None:
         assert key in rebuilt.stderr
     assert _ls(tmp_path) == [good_sid]  # the damaged ref's snapshot is no longer reachable
     assert bad_sid not in _ls(tmp_path)
+    # asked for by its source, the damaged ref is named (exit 1), not "nothing archived"
+    damaged = run_cli(["show", f"dir:{tmp_path / 'bad'}"], cwd=tmp_path)
+    assert damaged.returncode == 1, damaged.stderr
+    assert f"ref {key} is damaged" in damaged.stderr
 
 
 def test_flipped_manifest_after_reindex(tmp_path: Path) -> None:

@@ -303,6 +303,10 @@ async def test_damaged_chunk_aborts_the_download_and_is_journaled(
         ("urgent", _blake3(repo, node, "big.bin")),
         ("urgent", _blake3(repo, node, "first.bin")),
     }
+    # the contract's payload: the object, the affected files and snapshots (as the scrub's)
+    for e in events:
+        assert e["payload"]["files"] == [e["evidence"]]
+        assert e["payload"]["snapshots_total"] == len(e["payload"]["snapshots"]) >= 1
 
 
 async def read_until_error(

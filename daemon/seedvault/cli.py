@@ -102,7 +102,13 @@ def _resolve(node: Node, target: str) -> str:
     revision = spec.revision
     if revision is None and spec.hub:
         revision = "main"
-    return node.catalog.resolve(_one_key(spec, target), revision)
+    key = _one_key(spec, target)
+    try:
+        return node.catalog.resolve(key, revision)
+    except UsageError:
+        # Nothing indexed: if a damaged ref is why (the catalog skips those), say so, exit 1.
+        node.vault.read_ref(key, revision or "_")
+        raise
 
 
 # ---------------------------------------------------------------------- commands

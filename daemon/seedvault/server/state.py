@@ -91,7 +91,13 @@ class ServerState:
                     source=source,
                     subject={"object": obj},
                     evidence=blake3,
-                    payload={"problem": problem, "snapshots": snapshots, "detected_by": "server"},
+                    payload={
+                        "problem": problem,
+                        "files": [blake3],
+                        "snapshots": snapshots,
+                        "snapshots_total": len(snapshots),
+                        "detected_by": "server",
+                    },  # the scrub's fields (scrub._payload): one shape for the alerts
                 ),
             )
 
