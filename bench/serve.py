@@ -2,7 +2,7 @@
 
 Run from the repository root (needs ``make testdata`` for the real weights)::
 
-    .venv/bin/python bench/serve.py                  # ~820 MB in 6 files, 5 rounds, fs + S3
+    .venv/bin/python bench/serve.py                  # ~820 MB in 6 files, 7 rounds, fs + S3
     .venv/bin/python bench/serve.py --size 1G --repeat 5 --no-s3
 
 The same repository (non-repeating bf16 safetensors shards from ``bench/_data.py`` plus the
@@ -323,7 +323,7 @@ def main() -> None:
         "--size", type=parse_size, default=parse_size("800M"), help="weights in total"
     )
     parser.add_argument("--shards", type=int, default=6, help="safetensors files")
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds per server")
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds per server")
     parser.add_argument("--no-s3", action="store_true", help="skip the SeaweedFS vault")
     parser.add_argument("--workdir", type=Path, help="parent of the temp dir (default /tmp)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -421,6 +421,16 @@ def run(args: argparse.Namespace, work: Path, s3: dict[str, str] | None, started
     )
 
 
+def paired(results: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Per server but the static one: its rate over the static server's, round by round."""
+    static = results["static"]
+    return {
+        name: [base / took for base, took in zip(static, seconds, strict=True)]
+        for name, seconds in results.items()
+        if name != "static"
+    }
+
+
 def render(
     results: dict[str, list[float]],
     first: dict[str, float],
@@ -476,6 +486,14 @@ def render(
         + ", ".join(f"{b} {total / s / MB:,.0f} MB/s" for b, s in ceilings.items())
         + ". The client itself needs about one core at these rates, which the node's decoding "
         "and verification (and, for S3, boto3 and SeaweedFS) must share on this machine.",
+        "- Ratio per round (each round's rate over the static server's in the same round of "
+        "the interleaving, so load that changes between rounds falls on both): "
+        + "; ".join(
+            f"{name} {min(r):.2f}–{max(r):.2f}×, median {statistics.median(r):.2f}×, "
+            f"{sum(x >= TARGET_RATIO for x in r)} of {len(r)} rounds ≥ {TARGET_RATIO:.1f}×"
+            for name, r in paired(results).items()
+        )
+        + ".",
         "- First download from each server (untimed, before the rounds; the client checked "
         "every byte): "
         + ", ".join(f"{name} {total / s / MB:,.0f} MB/s" for name, s in first.items())
