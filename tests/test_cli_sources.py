@@ -257,6 +257,34 @@ async def test_snapshot_by_probes_id_runs_the_suite_as_probe_does(
     assert listed.stdout.split()[:2] == [snapshot, "probes/behaviour/chat-small"]
     shown = await cli(tmp_path, "show", "behaviour")
     assert f"snapshot     {snapshot}" in shown.stdout
+    # the API key unset in this shell: exit 2 before any request, for snapshot and probe alike,
+    # and no capture_failed event for the node's alerts
+    asked = len(fake_provider.chat_requests())
+    for argv in (("snapshot", "behaviour"), ("probe", "behaviour")):
+        keyless = await cli(tmp_path, *argv, env={"SV_TEST_PROVIDER_KEY": ""})
+        assert keyless.returncode == 2, (argv, keyless.stderr)
+        assert "SV_TEST_PROVIDER_KEY is not set" in keyless.stderr
+    assert len(fake_provider.chat_requests()) == asked
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        assert catalog.events(type="capture_failed", limit=10).events == []
+    finally:
+        catalog.close()
+
+
+def test_a_key_the_store_cannot_name_is_a_usage_error(tmp_path: Path) -> None:
+    """`show 'x/a b'` (no such source, and no key the store could even hold) is bad input:
+    exit 2, "nothing archived", not a store error."""
+    (tmp_path / "seedvault.toml").write_text(
+        '[vault]\npath = "vault"\n[catalog]\npath = "catalog.sqlite"\n'
+    )
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "f.txt").write_text("x")
+    assert run_cli(["snapshot", f"dir:{tmp_path / 'm'}"], tmp_path).returncode == 0  # a vault
+    for target in ("x/a b", "x/a/", "hf/huggingface.co/model/org/na me"):
+        done = run_cli(["show", target], tmp_path)
+        assert done.returncode == 2, (target, done.stderr)
+        assert "nothing archived" in done.stderr, done.stderr
 
 
 def test_show_a_hub_key_without_rev_means_main(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import errno
 import json
@@ -30,7 +31,7 @@ from seedvault.config import (
     load_config,
     parse_duration,
 )
-from seedvault.errors import ConfigError, SeedvaultError, UsageError
+from seedvault.errors import ConfigError, SeedvaultError, StoreError, UsageError
 from seedvault.fixity import verify
 from seedvault.gc import collect
 from seedvault.logs import setup_logging
@@ -107,7 +108,9 @@ def _resolve(node: Node, target: str) -> str:
         return node.catalog.resolve(key, revision)
     except UsageError:
         # Nothing indexed: if a damaged ref is why (the catalog skips those), say so, exit 1.
-        node.vault.read_ref(key, revision or "_")
+        # (A key the store cannot even name is bad input: the usage error stands.)
+        with contextlib.suppress(StoreError):
+            node.vault.read_ref(key, revision or "_")
         raise
 
 
@@ -191,6 +194,16 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _need_api_key(cfg: Config, api: ModelsApiWatch) -> None:
+    """Refuse (exit 2) before any request when the API key's variable is unset in this shell:
+    a local slip, not a ``list_failed`` or ``capture_failed`` event for the node's alerts."""
+    if not os.environ.get(api.api_key_env):
+        i = cfg.watch.models_api.index(api)
+        raise ConfigError(
+            f"watch.models_api[{i}].api_key_env: environment variable {api.api_key_env} is not set"
+        )
+
+
 def _snapshot_watch(cfg: Config, spec: SourceSpec, text: str) -> int:
     """``snapshot <models_api or page id>``: one poll now, as the daemon's job polls it."""
     from seedvault import provider
@@ -200,12 +213,7 @@ def _snapshot_watch(cfg: Config, spec: SourceSpec, text: str) -> int:
         watch = next(w for w in cfg.watch.page if w.id == spec.watch)
     else:
         watch = next(w for w in cfg.watch.models_api if w.id == spec.watch)
-        i = cfg.watch.models_api.index(watch)
-        if not os.environ.get(watch.api_key_env):  # a local slip, not a list_failed event
-            raise ConfigError(
-                f"watch.models_api[{i}].api_key_env: environment variable {watch.api_key_env} "
-                "is not set"
-            )
+        _need_api_key(cfg, watch)
     with Node.open(cfg) as node:
         result, crossed = asyncio.run(
             provider.poll_watch(
@@ -457,6 +465,7 @@ def _probe_runs(
     from seedvault import probing
 
     api = next(a for a in cfg.watch.models_api if a.id == watch.api)
+    _need_api_key(cfg, api)
     worst = 0
     with Node.open(cfg) as node:
         for model in models:

@@ -138,6 +138,12 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
     return "\n".join(out) + "\n"
 
 
+MAX_GOODBYES = 4
+"""Connections of one list kept open for their ``QUIT`` at once; past that, closed at once."""
+GOODBYE_WAIT_S = 5.0
+"""How long :meth:`EmailNotifier.aclose` (a stop) waits for those goodbyes."""
+
+
 class EmailNotifier:
     """Sends alerts to one ``[[alerts.email]]`` destination with aiosmtplib.
 
@@ -226,14 +232,19 @@ class EmailNotifier:
         # goodbye waits on the server again; a server that never answers QUIT would otherwise
         # hold every following alert of this list for a timeout each, and a stop during that
         # wait would leave a delivered alert pending, to be sent twice.
+        if len(self._quitting) >= MAX_GOODBYES:  # the server is slow to say goodbye: don't
+            client.close()  # pile up its connections (the message is delivered either way)
+            return
         quitting = asyncio.get_running_loop().create_task(_quit(client))
         self._quitting.add(quitting)
         quitting.add_done_callback(self._quitting.discard)
 
     async def aclose(self) -> None:
-        """Wait (up to ``timeout_s``) for the goodbyes still in flight, then drop them."""
+        """Wait (up to :data:`GOODBYE_WAIT_S`, or ``timeout_s`` if shorter) for the goodbyes
+        still in flight, then drop their connections: a stop stays within its budget."""
         if self._quitting:
-            _done, late = await asyncio.wait(set(self._quitting), timeout=self._timeout_s)
+            wait = min(self._timeout_s, GOODBYE_WAIT_S)
+            _done, late = await asyncio.wait(set(self._quitting), timeout=wait)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)

@@ -224,7 +224,8 @@ class Repos:
         """The snapshot served for ``repo_id`` at ``revision`` (None: ``main``, else newest).
 
         A branch or tag name the catalog does not know is looked up in the vault too, only to
-        tell a damaged ref (skipped when the catalog was built) from a missing one.
+        tell a damaged ref (skipped when the catalog was built) from a missing one; so is
+        ``main`` before a request without a revision falls back to the newest snapshot.
 
         Raises:
             RepoNotFound: no source holds the repo.
@@ -237,6 +238,9 @@ class Repos:
             raise RepoNotFound(f"{repo_type} {repo_id} is not archived on this node")
         wanted: list[str | None] = ["main", None] if revision is None else [revision]
         for rev in wanted:
+            if rev is None:  # no main indexed: a damaged one is an error, not "use the newest"
+                for key in keys:
+                    self._node.vault.read_ref(key, "main")  # raises IntegrityError if damaged
             for key in keys:
                 try:
                     sid = self._node.catalog.resolve(key, rev)

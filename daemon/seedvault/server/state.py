@@ -22,6 +22,7 @@ from aiohttp import web
 
 from seedvault.app import Node
 from seedvault.events import Event, record_event
+from seedvault.scrub import MAX_LISTED
 from seedvault.server.access import NodeTokens
 from seedvault.server.cursors import CursorCodec
 from seedvault.server.repos import Repos
@@ -94,7 +95,7 @@ class ServerState:
                     payload={
                         "problem": problem,
                         "files": [blake3],
-                        "snapshots": snapshots,
+                        "snapshots": snapshots[:MAX_LISTED],
                         "snapshots_total": len(snapshots),
                         "detected_by": "server",
                     },  # the scrub's fields (scrub._payload): one shape for the alerts
