@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 import pytest
@@ -33,6 +30,7 @@ from tests.test_alerts_support import (
     email_toml,
     gone,
     lifecycle,
+    received,
     running_sink,
     shutdown,
 )
@@ -366,13 +364,9 @@ class StallingSink(SmtpSink):
             stall, self.stalls = self.stalls > 0, max(self.stalls - 1, 0)
         if not stall:
             return await super().handle_DATA(server, session, envelope)
-        raw = bytes(envelope.original_content or b"")
-        message = email.message_from_bytes(raw, policy=default_policy)
-        assert isinstance(message, EmailMessage)
+        got = received(envelope)
         with self._lock:
-            self.stalled.append(
-                Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
-            )
+            self.stalled.append(got)
         await self._resume.wait()  # set from the test's thread, in the server's loop
         return "250 OK"
 

@@ -66,6 +66,14 @@ class Received:
         return str(part.get_content())  # type: ignore[attr-defined]
 
 
+def received(envelope: Envelope) -> Received:
+    """What an SMTP server got in ``envelope``, parsed."""
+    raw = bytes(envelope.original_content or b"")
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    return Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
+
+
 @dataclass
 class SmtpSink:
     """A real SMTP server on loopback keeping what it accepted."""
@@ -84,13 +92,9 @@ class SmtpSink:
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         if not self.reply.startswith("250"):
             return self.reply
-        raw = bytes(envelope.original_content or b"")
-        message = email.message_from_bytes(raw, policy=default_policy)
-        assert isinstance(message, EmailMessage)
+        got = received(envelope)
         with self._lock:
-            self.messages.append(
-                Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
-            )
+            self.messages.append(got)
             cut, self.cut = self.cut > 0, max(self.cut - 1, 0)
         if cut and server.transport is not None:
             server.transport.abort()
